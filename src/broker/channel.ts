@@ -1,0 +1,64 @@
+import type { BackendChannel, Principal } from '../backend.js';
+import { MessageDelivery, type Frame, type Header } from '../protocol/index.js';
+import type { BrokerCore } from './core.js';
+import type { StoredMessage } from './message.js';
+import { BrokerSession } from './session.js';
+import type { Subscription } from './subscription.js';
+
+/**
+ * A STOMP session inside the process: the gateway's browser sessions and in-process apps. It
+ * speaks STOMP 1.2 rules and skips CONNECT, because its principal is already authenticated.
+ * Frames go to `deliver` as objects; a MESSAGE is a {@link MessageDelivery}, so a transport that
+ * encodes it reuses the bytes shared by all subscribers.
+ */
+export class ChannelSession extends BrokerSession implements BackendChannel {
+  readonly closed: Promise<void>;
+  private readonly deliverFrame: (frame: Frame) => void;
+  private resolveClosed!: () => void;
+
+  constructor(core: BrokerCore, principal: Principal, deliver: (frame: Frame) => void) {
+    super(core);
+    this.deliverFrame = deliver;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.startConnected(principal, '1.2');
+  }
+
+  get sessionId(): string {
+    return this.id;
+  }
+
+  send(frame: Frame): void {
+    this.handleFrame(frame);
+  }
+
+  close(): void {
+    this.end(false);
+  }
+
+  queuedBytes(): number {
+    return 0;
+  }
+
+  protected writeFrame(frame: Frame): void {
+    this.deliverFrame(frame);
+  }
+
+  protected writeMessage(
+    subscription: Subscription,
+    message: StoredMessage,
+    ackId: string | undefined,
+  ): void {
+    const own: Header[] =
+      ackId === undefined
+        ? [['subscription', subscription.id]]
+        : [
+            ['subscription', subscription.id],
+            ['ack', ackId],
+          ];
+    this.deliverFrame(new MessageDelivery(own, message.shared));
+  }
+
+  protected terminate(): void {
+    this.resolveClosed();
+  }
+}

@@ -1,0 +1,651 @@
+import { randomBytes } from 'node:crypto';
+import type { Principal } from '../backend.js';
+import { PerigeeError } from '../errors.js';
+import {
+  getHeader,
+  parseHeartBeat,
+  validateDestinationName,
+  validatePattern,
+  isWildcardPattern,
+  type Frame,
+  type Header,
+  type HeartBeat,
+  type StompVersion,
+} from '../protocol/index.js';
+import type { BrokerCore } from './core.js';
+import type { StoredMessage } from './message.js';
+import { ACK_MODES, Subscription, type AckMode, type PendingAck } from './subscription.js';
+
+type SessionState = 'new' | 'authenticating' | 'connected' | 'closed';
+
+interface Transaction {
+  readonly frames: Frame[];
+  bytes: number;
+}
+
+/** Frames that may arrive while an asynchronous login check runs. More is a flood. */
+const MAX_FRAMES_WHILE_AUTHENTICATING = 1000;
+
+/** Unguessable session ids (DESIGN.md §5: the `session` header of CONNECTED). */
+export function newSessionId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/**
+ * The server side of one STOMP session, whatever carries it: a TCP socket ({@link TcpSession}) or
+ * an in-process channel ({@link ChannelSession}). It owns the protocol rules; subclasses only
+ * say how frames leave.
+ */
+export abstract class BrokerSession {
+  readonly id = newSessionId();
+  version: StompVersion = '1.0';
+  principal: Principal | undefined;
+  /** Topic messages this session did not receive because it was too slow. */
+  dropped = 0;
+
+  protected state: SessionState = 'new';
+  protected readonly core: BrokerCore;
+  protected readonly subscriptions = new Map<string, Subscription>();
+  /** STOMP 1.2 ack ids, across subscriptions. */
+  private readonly acksById = new Map<string, PendingAck>();
+  private transactions: Map<string, Transaction> | undefined;
+  private framesWhileAuthenticating: Frame[] | undefined;
+  private ackCounter = 0;
+
+  constructor(core: BrokerCore) {
+    this.core = core;
+  }
+
+  get connected(): boolean {
+    return this.state === 'connected';
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** The peer's network address, where there is one. */
+  get remoteAddress(): string | undefined {
+    return undefined;
+  }
+
+  /** Bytes written to this session that have not left the process yet. */
+  abstract queuedBytes(): number;
+
+  /** Sends a frame other than MESSAGE. */
+  protected abstract writeFrame(frame: Frame): void;
+
+  /** Sends a MESSAGE; `ackId` is set when the client must acknowledge it with `id` (1.2). */
+  protected abstract writeMessage(
+    subscription: Subscription,
+    message: StoredMessage,
+    ackId: string | undefined,
+  ): void;
+
+  /** Ends the transport: `graceful` flushes what is queued first. */
+  protected abstract terminate(graceful: boolean): void;
+
+  /** Called when CONNECT negotiated a version and heart-beats (TCP sessions start timers). */
+  protected onConnected(_clientHeartBeat: HeartBeat): void {}
+
+  /** Whether a queue may hand this session another message now (it is not backed up). */
+  canTakeQueueMessage(): boolean {
+    return this.state === 'connected' && this.queuedBytes() < this.core.options.maxQueuedBytes;
+  }
+
+  /** Processes one client frame. Protocol errors end the session with an ERROR frame. */
+  handleFrame(frame: Frame): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'authenticating') {
+      const waiting = (this.framesWhileAuthenticating ??= []);
+      if (waiting.length >= MAX_FRAMES_WHILE_AUTHENTICATING) {
+        this.fail(new PerigeeError('LIMIT_EXCEEDED', 'too many frames before CONNECTED'), frame);
+        return;
+      }
+      waiting.push(frame);
+      return;
+    }
+    try {
+      this.dispatch(frame);
+    } catch (error) {
+      this.fail(error, frame);
+    }
+  }
+
+  /**
+   * Ends the session with an ERROR frame (STOMP 1.2 §ERROR: "the server MUST then close the
+   * connection"). The ERROR carries `receipt-id` when the offending frame asked for a receipt.
+   */
+  fail(error: unknown, frame?: Frame): void {
+    if (this.state === 'closed') return;
+    const perigeeError =
+      error instanceof PerigeeError
+        ? error
+        : new PerigeeError('INTERNAL', 'unexpected server error', { cause: error });
+    if (!(error instanceof PerigeeError)) {
+      this.core.log.error({ err: error, session: this.id }, 'unexpected error in a STOMP session');
+    } else {
+      this.core.log.debug(
+        { session: this.id, code: perigeeError.code, detail: perigeeError.detail },
+        'STOMP session failed',
+      );
+    }
+    const headers: Header[] = [
+      ['message', perigeeError.message],
+      ['content-type', 'text/plain'],
+    ];
+    const receipt = frame && getHeader(frame, 'receipt');
+    if (receipt !== undefined) headers.push(['receipt-id', receipt]);
+    if (perigeeError.code === 'UNSUPPORTED_VERSION') headers.push(['version', '1.0,1.1,1.2']);
+    headers.push(['x-perigee-code', perigeeError.code]);
+    const body = frame
+      ? `${perigeeError.message}\n(in reply to a ${frame.command} frame)\n`
+      : `${perigeeError.message}\n`;
+    this.writeFrame({ command: 'ERROR', headers, body: new TextEncoder().encode(body) });
+    this.end(true);
+  }
+
+  /** Ends the session without a word: the transport went away, or the owner closed it. */
+  end(graceful: boolean): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.release();
+    this.terminate(graceful);
+  }
+
+  /**
+   * Hands a message to this session for one of its subscriptions. Topic messages past the
+   * session's queued-bytes cap are dropped and counted, or end the session, per the broker's
+   * slow-consumer policy. Queue messages are only offered when {@link canTakeQueueMessage}.
+   */
+  deliver(subscription: Subscription, message: StoredMessage): void {
+    if (this.state !== 'connected') return;
+    if (!subscription.isQueue) {
+      const tooSlow =
+        this.queuedBytes() + message.size > this.core.options.maxQueuedBytes ||
+        (subscription.acknowledges && !subscription.hasRoom);
+      if (tooSlow) {
+        if (this.core.options.slowConsumerPolicy === 'error') {
+          this.fail(
+            new PerigeeError(
+              'SLOW_CONSUMER',
+              subscription.hasRoom
+                ? `more than ${this.core.options.maxQueuedBytes} bytes wait to be sent`
+                : `more than ${subscription.maxUnacked} messages wait for an ACK`,
+            ),
+          );
+        } else {
+          this.dropped++;
+          this.core.stats.dropped++;
+        }
+        return;
+      }
+    }
+    let ackId: string | undefined;
+    if (subscription.acknowledges) {
+      const key = this.version === '1.2' ? String(++this.ackCounter) : message.id;
+      const pending: PendingAck = { key, message, subscription };
+      subscription.pending.set(key, pending);
+      if (this.version === '1.2') {
+        this.acksById.set(key, pending);
+        ackId = key;
+      }
+    }
+    this.core.stats.delivered++;
+    this.writeMessage(subscription, message, ackId);
+  }
+
+  /** The session's output drained: queues may hand it messages again. */
+  protected drained(): void {
+    for (const subscription of this.subscriptions.values()) {
+      if (subscription.isQueue) this.core.queues.dispatchTo(subscription);
+    }
+  }
+
+  protected startConnected(principal: Principal, version: StompVersion): void {
+    this.principal = principal;
+    this.version = version;
+    this.state = 'connected';
+  }
+
+  private dispatch(frame: Frame): void {
+    const command = frame.command;
+    if (this.state === 'new') {
+      if (command === 'CONNECT' || command === 'STOMP') {
+        this.connect(frame);
+        return;
+      }
+      throw new PerigeeError('NOT_CONNECTED', `got ${command} before CONNECT`);
+    }
+    switch (command) {
+      case 'SEND':
+        this.acceptSendFrame(frame);
+        break;
+      case 'SUBSCRIBE':
+        this.subscribe(frame);
+        return; // sends its own RECEIPT, after any replayed history
+      case 'UNSUBSCRIBE':
+        this.unsubscribe(frame);
+        break;
+      case 'ACK':
+        this.acknowledge(frame, true);
+        break;
+      case 'NACK':
+        if (this.version === '1.0')
+          throw new PerigeeError('UNKNOWN_COMMAND', 'NACK is not part of STOMP 1.0');
+        this.acknowledge(frame, false);
+        break;
+      case 'BEGIN':
+        this.begin(frame);
+        break;
+      case 'COMMIT':
+        this.commit(frame);
+        break;
+      case 'ABORT':
+        this.transactionOf(frame, 'ABORT');
+        this.transactions!.delete(getHeader(frame, 'transaction')!);
+        break;
+      case 'DISCONNECT':
+        this.receipt(frame);
+        this.end(true);
+        return;
+      case 'CONNECT':
+      case 'STOMP':
+        throw new PerigeeError('ALREADY_CONNECTED', 'this session already sent CONNECT');
+      default:
+        throw new PerigeeError(
+          'UNKNOWN_COMMAND',
+          `${command} is not a STOMP client command (SEND, SUBSCRIBE, UNSUBSCRIBE, ACK, NACK, BEGIN, COMMIT, ABORT, DISCONNECT)`,
+        );
+    }
+    this.receipt(frame);
+  }
+
+  private receipt(frame: Frame, extra: Header[] = []): void {
+    const receipt = getHeader(frame, 'receipt');
+    if (receipt === undefined || this.state === 'closed') return;
+    this.writeFrame({
+      command: 'RECEIPT',
+      headers: [['receipt-id', receipt], ...extra],
+      body: EMPTY,
+    });
+  }
+
+  private connect(frame: Frame): void {
+    const version = negotiateVersion(getHeader(frame, 'accept-version'));
+    this.version = version;
+    const heartBeat = parseHeartBeat(getHeader(frame, 'heart-beat'));
+    this.state = 'authenticating';
+    const credentials = {
+      login: getHeader(frame, 'login'),
+      passcode: getHeader(frame, 'passcode'),
+      headers: frame.headers,
+      remoteAddress: this.remoteAddress,
+    };
+    const finish = (principal: Principal | null | undefined): void => {
+      if (this.state !== 'authenticating') return;
+      if (!principal) {
+        this.state = 'new';
+        this.fail(new PerigeeError('UNAUTHENTICATED', 'bad login or passcode'), frame);
+        return;
+      }
+      this.startConnected(principal, version);
+      const [send, receive] = this.core.options.heartBeat;
+      this.writeFrame({
+        command: 'CONNECTED',
+        headers: [
+          ['version', version],
+          ['session', this.id],
+          ['server', this.core.options.serverName],
+          ['heart-beat', `${send},${receive}`],
+        ],
+        body: EMPTY,
+      });
+      this.onConnected(heartBeat);
+      const waiting = this.framesWhileAuthenticating;
+      this.framesWhileAuthenticating = undefined;
+      if (waiting) for (const next of waiting) this.handleFrame(next);
+    };
+    const failed = (error: unknown): void => {
+      if (this.state !== 'authenticating') return;
+      this.state = 'new';
+      this.fail(
+        error instanceof PerigeeError
+          ? error
+          : new PerigeeError('UNAUTHENTICATED', 'the login check failed', { cause: error }),
+        frame,
+      );
+    };
+    let result: Principal | null | undefined | Promise<Principal | null | undefined>;
+    try {
+      result = this.core.authenticate(credentials);
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    if (result instanceof Promise) result.then(finish, failed);
+    else finish(result);
+  }
+
+  private acceptSendFrame(frame: Frame): void {
+    const destination = requireHeader(frame, 'destination');
+    validateDestinationName(destination);
+    const transaction = getHeader(frame, 'transaction');
+    if (transaction !== undefined) {
+      this.addToTransaction(frame, transaction);
+      return;
+    }
+    this.core.acceptSend(destination, frame);
+  }
+
+  private subscribe(frame: Frame): void {
+    const destination = requireHeader(frame, 'destination');
+    validatePattern(destination);
+    let id = getHeader(frame, 'id');
+    const explicitId = id !== undefined;
+    if (id === undefined) {
+      // STOMP 1.0 made the id optional; 1.1 and 1.2 require it.
+      if (this.version !== '1.0') throw missingHeader(frame, 'id');
+      id = destination;
+    }
+    if (this.subscriptions.has(id)) {
+      throw new PerigeeError('DUPLICATE_SUBSCRIPTION', `id "${id}" is already subscribed`);
+    }
+    if (this.subscriptions.size >= this.core.options.maxSubscriptionsPerSession) {
+      throw new PerigeeError(
+        'LIMIT_EXCEEDED',
+        `a session may hold ${this.core.options.maxSubscriptionsPerSession} subscriptions`,
+      );
+    }
+    const ackMode = (getHeader(frame, 'ack') ?? 'auto') as AckMode;
+    if (!ACK_MODES.includes(ackMode)) {
+      throw new PerigeeError(
+        'INVALID_HEADER',
+        `ack must be auto, client or client-individual, got "${ackMode}"`,
+      );
+    }
+    const isQueue = destination.startsWith('/queue/');
+    if (isQueue && isWildcardPattern(destination)) {
+      throw new PerigeeError(
+        'INVALID_DESTINATION',
+        `"${destination}": wildcards work on topics only, not on /queue/ destinations`,
+      );
+    }
+    const since = getHeader(frame, 'x-perigee-since');
+    if (since !== undefined) {
+      if (isQueue || isWildcardPattern(destination)) {
+        throw new PerigeeError(
+          'INVALID_HEADER',
+          'x-perigee-since works on a single topic, not on queues or wildcard patterns',
+        );
+      }
+      if (getHeader(frame, 'receipt') === undefined) {
+        throw new PerigeeError(
+          'MISSING_HEADER',
+          'x-perigee-since needs a receipt header: the RECEIPT says whether the history covered the gap',
+        );
+      }
+    }
+    const subscription = new Subscription({
+      id,
+      explicitId,
+      destination,
+      ackMode,
+      session: this,
+      isQueue,
+      maxUnacked: prefetchOf(frame, this.core.options.maxUnackedPerSubscription),
+    });
+    this.subscriptions.set(id, subscription);
+    if (isQueue) {
+      this.core.queues.addConsumer(subscription);
+      this.receipt(frame);
+      return;
+    }
+    let recovered: boolean | undefined;
+    if (since !== undefined) {
+      const replay = this.core.topics.replay(destination, parsePosition(since));
+      recovered = replay.recovered;
+      for (const message of replay.messages) this.deliver(subscription, message);
+    }
+    // Registered after the replay: nothing can be published in between (this is synchronous),
+    // so the subscriber sees history and live messages without a gap or a duplicate.
+    this.core.topics.subscribe(subscription);
+    this.receipt(
+      frame,
+      recovered === undefined ? [] : [['x-perigee-recovered', String(recovered)]],
+    );
+  }
+
+  private unsubscribe(frame: Frame): void {
+    let id = getHeader(frame, 'id');
+    if (id === undefined) {
+      if (this.version !== '1.0') throw missingHeader(frame, 'id');
+      // STOMP 1.0: UNSUBSCRIBE may name the destination instead.
+      id = getHeader(frame, 'destination');
+      if (id === undefined) throw missingHeader(frame, 'id');
+    }
+    const subscription = this.subscriptions.get(id);
+    if (!subscription) {
+      throw new PerigeeError('UNKNOWN_SUBSCRIPTION', `no subscription with id "${id}"`);
+    }
+    this.removeSubscription(subscription);
+  }
+
+  private removeSubscription(subscription: Subscription): void {
+    this.subscriptions.delete(subscription.id);
+    const unacked: StoredMessage[] = [];
+    for (const pending of subscription.pending.values()) {
+      unacked.push(pending.message);
+      this.acksById.delete(pending.key);
+    }
+    subscription.pending.clear();
+    if (subscription.isQueue) {
+      this.core.queues.removeConsumer(subscription);
+      // STOMP leaves unacknowledged messages to the server; a queue gives them to another consumer.
+      this.core.queues.requeue(subscription.destination, unacked);
+    } else {
+      this.core.topics.unsubscribe(subscription);
+    }
+  }
+
+  private findPending(frame: Frame): PendingAck {
+    const id = getHeader(frame, 'id');
+    if (id !== undefined && this.version === '1.2') {
+      const pending = this.acksById.get(id);
+      if (pending) return pending;
+      throw new PerigeeError(
+        'UNKNOWN_ACK',
+        `no message waits for an ${frame.command} with id "${id}"`,
+      );
+    }
+    // STOMP 1.0 and 1.1 name the message by message-id (and, in 1.1, the subscription).
+    const messageId = getHeader(frame, 'message-id') ?? id;
+    if (messageId === undefined) {
+      throw missingHeader(frame, this.version === '1.2' ? 'id' : 'message-id');
+    }
+    const subscriptionId = getHeader(frame, 'subscription');
+    if (subscriptionId !== undefined) {
+      const pending = this.subscriptions.get(subscriptionId)?.pending.get(messageId);
+      if (pending) return pending;
+    } else {
+      for (const subscription of this.subscriptions.values()) {
+        const pending = subscription.pending.get(messageId);
+        if (pending) return pending;
+      }
+    }
+    throw new PerigeeError(
+      'UNKNOWN_ACK',
+      `no message "${messageId}" waits for an ${frame.command}${subscriptionId === undefined ? '' : ` on subscription "${subscriptionId}"`}`,
+    );
+  }
+
+  private acknowledge(frame: Frame, positive: boolean): void {
+    const pending = this.findPending(frame);
+    const transaction = getHeader(frame, 'transaction');
+    if (transaction !== undefined) {
+      this.addToTransaction(frame, transaction);
+      return;
+    }
+    this.settle(pending, positive);
+  }
+
+  /**
+   * Completes an ACK or NACK. In `client` mode it covers every earlier unacknowledged message of
+   * the subscription too. A NACKed queue message goes back to the queue; a NACKed topic message
+   * is dropped, as there is nobody else to give it to.
+   */
+  private settle(pending: PendingAck, positive: boolean): void {
+    const subscription = pending.subscription;
+    if (!subscription.pending.has(pending.key)) return; // already covered by a cumulative ACK
+    const settled: StoredMessage[] = [];
+    if (subscription.ackMode === 'client') {
+      for (const [key, entry] of subscription.pending) {
+        subscription.pending.delete(key);
+        this.acksById.delete(key);
+        settled.push(entry.message);
+        if (key === pending.key) break;
+      }
+    } else {
+      subscription.pending.delete(pending.key);
+      this.acksById.delete(pending.key);
+      settled.push(pending.message);
+    }
+    if (!subscription.isQueue) return;
+    if (positive) this.core.queues.dispatchTo(subscription);
+    else this.core.queues.requeue(subscription.destination, settled);
+  }
+
+  private begin(frame: Frame): void {
+    const name = requireHeader(frame, 'transaction');
+    const transactions = (this.transactions ??= new Map());
+    if (transactions.has(name)) {
+      throw new PerigeeError('DUPLICATE_TRANSACTION', `transaction "${name}" is already open`);
+    }
+    if (transactions.size >= this.core.options.maxTransactionsPerSession) {
+      throw new PerigeeError(
+        'LIMIT_EXCEEDED',
+        `a session may hold ${this.core.options.maxTransactionsPerSession} open transactions`,
+      );
+    }
+    transactions.set(name, { frames: [], bytes: 0 });
+  }
+
+  private transactionOf(frame: Frame, command: string): Transaction {
+    const name = requireHeader(frame, 'transaction');
+    const transaction = this.transactions?.get(name);
+    if (!transaction) {
+      throw new PerigeeError(
+        'UNKNOWN_TRANSACTION',
+        `${command} names transaction "${name}", which is not open`,
+      );
+    }
+    return transaction;
+  }
+
+  private addToTransaction(frame: Frame, name: string): void {
+    const transaction = this.transactions?.get(name);
+    if (!transaction) {
+      throw new PerigeeError(
+        'UNKNOWN_TRANSACTION',
+        `${frame.command} names transaction "${name}", which is not open (send BEGIN first)`,
+      );
+    }
+    const { maxTransactionFrames, maxTransactionBytes } = this.core.options;
+    transaction.bytes += frame.body.length;
+    if (
+      transaction.frames.length >= maxTransactionFrames ||
+      transaction.bytes > maxTransactionBytes
+    ) {
+      throw new PerigeeError(
+        'LIMIT_EXCEEDED',
+        `transaction "${name}" exceeds ${maxTransactionFrames} frames or ${maxTransactionBytes} bytes`,
+      );
+    }
+    transaction.frames.push(frame);
+  }
+
+  /** Applies a transaction's sends and acks in order: all of them, or none if a queue is full. */
+  private commit(frame: Frame): void {
+    const transaction = this.transactionOf(frame, 'COMMIT');
+    this.transactions!.delete(getHeader(frame, 'transaction')!);
+    this.core.checkQueueRoom(transaction.frames);
+    for (const entry of transaction.frames) {
+      if (entry.command === 'SEND') {
+        this.core.acceptSend(getHeader(entry, 'destination')!, entry);
+      } else {
+        // An earlier cumulative ACK in the same transaction may have settled this one already.
+        let pending: PendingAck | undefined;
+        try {
+          pending = this.findPending(entry);
+        } catch {
+          continue;
+        }
+        this.settle(pending, entry.command === 'ACK');
+      }
+    }
+  }
+
+  /** Gives back what the session holds: unacknowledged queue messages and open transactions. */
+  private release(): void {
+    this.transactions = undefined;
+    this.framesWhileAuthenticating = undefined;
+    for (const subscription of [...this.subscriptions.values()])
+      this.removeSubscription(subscription);
+    this.core.sessionClosed(this);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function negotiateVersion(acceptVersion: string | undefined): StompVersion {
+  // STOMP 1.2 §"Protocol Negotiation": without accept-version, the client speaks 1.0.
+  if (acceptVersion === undefined) return '1.0';
+  const offered = acceptVersion.split(',').map((version) => version.trim());
+  for (const version of ['1.2', '1.1', '1.0'] as const) {
+    if (offered.includes(version)) return version;
+  }
+  throw new PerigeeError(
+    'UNSUPPORTED_VERSION',
+    `the client accepts ${acceptVersion || 'no version'}`,
+  );
+}
+
+function missingHeader(frame: Frame, name: string): PerigeeError {
+  return new PerigeeError('MISSING_HEADER', `${frame.command} frame has no ${name} header`);
+}
+
+function requireHeader(frame: Frame, name: string): string {
+  const value = getHeader(frame, name);
+  if (value === undefined) throw missingHeader(frame, name);
+  return value;
+}
+
+/** `prefetch-count` (as RabbitMQ names it) caps unacknowledged messages, within the broker's cap. */
+function prefetchOf(frame: Frame, cap: number): number {
+  const value = getHeader(frame, 'prefetch-count');
+  if (value === undefined) return cap;
+  if (!/^\d{1,9}$/.test(value) || Number(value) === 0) {
+    throw new PerigeeError(
+      'INVALID_HEADER',
+      `prefetch-count must be a positive integer, got "${value}"`,
+    );
+  }
+  return Math.min(Number(value), cap);
+}
+
+function parsePosition(value: string): { epoch: string; offset: number } {
+  const colon = value.lastIndexOf(':');
+  const offset = Number(value.slice(colon + 1));
+  if (
+    colon <= 0 ||
+    !Number.isSafeInteger(offset) ||
+    offset < 0 ||
+    !/^\d+$/.test(value.slice(colon + 1))
+  ) {
+    throw new PerigeeError(
+      'INVALID_HEADER',
+      `x-perigee-since must be EPOCH:OFFSET, got "${value}"`,
+    );
+  }
+  return { epoch: value.slice(0, colon), offset };
+}

@@ -1,0 +1,167 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { createBroker, type EmbeddedBroker } from '../broker/index.js';
+import { PerigeeError } from '../errors.js';
+import { formatHostPort, isLoopbackHost, type HostPort } from './address.js';
+import type { ServeConfig } from './config.js';
+
+export interface RunningServer {
+  broker: EmbeddedBroker;
+  http: Server;
+  httpAddress: AddressInfo;
+  stompAddress: AddressInfo | undefined;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  // Human-readable lines on a terminal; JSON lines for log collectors.
+  if (process.stdout.isTTY) {
+    return pino({
+      level,
+      transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname' } },
+    });
+  }
+  return pino({ level });
+}
+
+/** Starts the broker's STOMP listener and the HTTP server, as `perigee serve` does. */
+export async function startServer(config: ServeConfig, logger: Logger): Promise<RunningServer> {
+  const broker = createBroker({ ...config.broker, logger });
+  let stompAddress: AddressInfo | undefined;
+  if (config.stomp !== 'off') {
+    const stomp = config.stomp;
+    if (!isLoopbackHost(stomp.host) && !config.broker.users && !config.broker.authenticate) {
+      throw new PerigeeError(
+        'CONFIG_INVALID',
+        `the STOMP listener on ${formatHostPort(stomp)} is reachable from the network and would accept anyone: add [stomp] users to ${config.file ?? 'perigee.toml'}, or use --stomp 127.0.0.1:${stomp.port}`,
+      );
+    }
+    try {
+      stompAddress = await broker.listen({ host: stomp.host, port: stomp.port });
+    } catch (error) {
+      throw portError(
+        error,
+        stomp,
+        '(another STOMP broker?): use --stomp HOST:PORT or --stomp off',
+      );
+    }
+  }
+  const http = createServer((request, response) =>
+    handleHttp(request, response, broker, stompAddress),
+  );
+  let httpAddress: AddressInfo;
+  try {
+    httpAddress = await new Promise<AddressInfo>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen({ host: config.http.host, port: config.http.port, backlog: 4096 }, () => {
+        http.off('error', reject);
+        resolve(http.address() as AddressInfo);
+      });
+    });
+  } catch (error) {
+    await broker.close({ drainMs: 0 });
+    throw portError(error, config.http, ': use --http HOST:PORT or set PORT');
+  }
+  logger.info(
+    { url: `http://${formatHostPort({ host: httpAddress.address, port: httpAddress.port })}/` },
+    'HTTP listening',
+  );
+  if (stompAddress) {
+    logger.info(
+      { url: `stomp://${formatHostPort({ host: stompAddress.address, port: stompAddress.port })}` },
+      'STOMP listening',
+    );
+  } else {
+    logger.info('STOMP TCP listener off');
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    broker,
+    http,
+    httpAddress,
+    stompAddress,
+    logger,
+    close() {
+      closing ??= (async () => {
+        const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+        http.closeIdleConnections();
+        await broker.close();
+        await httpClosed;
+      })();
+      return closing;
+    },
+  };
+}
+
+function portError(error: unknown, address: HostPort, advice: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code ?? (error as PerigeeError).code;
+  const cause = (error as PerigeeError).cause ?? error;
+  const causeCode = (cause as NodeJS.ErrnoException).code;
+  if (code === 'ADDRESS_IN_USE' || code === 'EADDRINUSE' || causeCode === 'EADDRINUSE') {
+    return new PerigeeError(
+      'ADDRESS_IN_USE',
+      `${address.port} is in use ${advice}`.replace(' :', ':'),
+    );
+  }
+  if (causeCode === 'EADDRNOTAVAIL' || code === 'EADDRNOTAVAIL' || causeCode === 'ENOTFOUND') {
+    return new PerigeeError(
+      'CONFIG_INVALID',
+      `${formatHostPort(address)} is not an address of this machine`,
+    );
+  }
+  if (causeCode === 'EACCES' || code === 'EACCES') {
+    return new PerigeeError(
+      'CONFIG_INVALID',
+      `no permission to listen on ${formatHostPort(address)} (ports below 1024 need privileges)`,
+    );
+  }
+  return error;
+}
+
+function handleHttp(
+  request: IncomingMessage,
+  response: ServerResponse,
+  broker: EmbeddedBroker,
+  stompAddress: AddressInfo | undefined,
+): void {
+  const path = (request.url ?? '/').split('?')[0];
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
+    response.end('Method not allowed\n');
+    return;
+  }
+  if (path === '/healthz') {
+    response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
+    response.end(JSON.stringify({ status: 'ok', broker: broker.stats() }));
+    return;
+  }
+  if (path === '/') {
+    const stomp = stompAddress
+      ? `stomp://${formatHostPort({ host: stompAddress.address, port: stompAddress.port })}`
+      : 'off';
+    response.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-cache',
+    });
+    response.end(landingPage(stomp));
+    return;
+  }
+  response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+  response.end(`Not found: ${path}\n`);
+}
+
+function landingPage(stompUrl: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Perigee</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1b1b1f}code{background:#f1f1f4;padding:.1em .3em;border-radius:4px}</style>
+</head><body>
+<h1>Perigee is running</h1>
+<p>The embedded STOMP broker listens on <code>${stompUrl}</code>. Any STOMP 1.0–1.2 client can connect, for example:</p>
+<pre><code>npx perigee publish /games/1/status '{"state":"lobby"}'</code></pre>
+<p>Health and counters: <a href="/healthz"><code>/healthz</code></a>.</p>
+</body></html>
+`;
+}
