@@ -140,8 +140,7 @@ export function resolveServeConfig(
 ): ServeConfig {
   const file = flags.config ?? env.PERIGEE_CONFIG;
   const values: Values = file ? readConfigFile(file) : ({} as Values);
-  const from = (section: Section): Record<string, unknown> =>
-    (values[section]) ?? {};
+  const from = (section: Section): Record<string, unknown> => values[section] ?? {};
   const listen = from('listen');
   const session = from('session');
   const broker = from('broker');

@@ -90,7 +90,7 @@ async function bench(args: string[]): Promise<void> {
   let module: { main(args: string[]): Promise<void> };
   try {
     // Loaded only for this subcommand: the benchmark and its peers are development tools.
-    module = (await import('../../bench/main.js'));
+    module = await import('../../bench/main.js');
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND';
     throw new PerigeeError(
