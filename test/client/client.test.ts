@@ -1,0 +1,369 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBroker, type EmbeddedBroker } from '../../src/broker/index.js';
+import type { StompClient, StompMessage } from '../../src/client/index.js';
+import { PerigeeError } from '../../src/errors.js';
+import { connect, createPublisher, type TcpClientOptions } from '../../src/publisher/index.js';
+import { uniqueName } from '../support/frame-session.js';
+import { ACTIVEMQ_URL, RABBITMQ_URL, stompService } from '../support/services.js';
+
+/** The STOMP client core over TCP: the API, and what it does when connections fail. */
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function startBroker(
+  options: Parameters<typeof createBroker>[0] = {},
+  port = 0,
+): Promise<{ broker: EmbeddedBroker; url: string; port: number }> {
+  const broker = createBroker(options);
+  const address = await broker.listen({ port });
+  cleanups.push(() => broker.close({ drainMs: 50 }));
+  return { broker, url: `stomp://127.0.0.1:${address.port}`, port: address.port };
+}
+
+async function client(url: string, options: TcpClientOptions = {}): Promise<StompClient> {
+  const connected = await connect(url, {
+    reconnect: { initialDelay: 20, maxDelay: 200 },
+    ...options,
+  });
+  cleanups.push(() => connected.disconnect());
+  return connected;
+}
+
+/** Collects messages; `next()` resolves with the next one. */
+function inbox(): {
+  handler: (message: StompMessage) => void;
+  next(timeoutMs?: number): Promise<StompMessage>;
+  received: StompMessage[];
+} {
+  const received: StompMessage[] = [];
+  let waiter: ((message: StompMessage) => void) | undefined;
+  let taken = 0;
+  return {
+    received,
+    handler(message) {
+      received.push(message);
+      if (waiter && taken < received.length) {
+        const resolve = waiter;
+        waiter = undefined;
+        resolve(received[taken++]!);
+      }
+    },
+    next(timeoutMs = 5000) {
+      if (taken < received.length) return Promise.resolve(received[taken++]!);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no message within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        waiter = (message) => {
+          clearTimeout(timer);
+          resolve(message);
+        };
+      });
+    },
+  };
+}
+
+/** Resolves when `client` emits `event`. */
+function once(
+  client: StompClient,
+  event: 'connect' | 'disconnect' | 'reconnecting' | 'error',
+): Promise<unknown> {
+  return new Promise((resolve) => {
+    const off = client.on(event, (value: unknown) => {
+      off();
+      resolve(value);
+    });
+  });
+}
+
+describe('client API against the embedded broker', () => {
+  it('publishes and subscribes; message bodies, text, JSON and headers', async () => {
+    const { url } = await startBroker();
+    const [subscriber, publisher] = await Promise.all([client(url), client(url)]);
+    const messages = inbox();
+    const subscription = subscriber.subscribe('/games/1/status', messages.handler);
+    await subscription.ready;
+    await publisher.publish('/games/1/status', JSON.stringify({ state: 'question', n: 1 }), {
+      headers: { 'content-type': 'application/json' },
+      receipt: true,
+    });
+    const message = await messages.next();
+    expect(message.json()).toEqual({ state: 'question', n: 1 });
+    expect(message.headers['content-type']).toBe('application/json');
+    expect(message.destination).toBe('/games/1/status');
+    expect(subscriber.version).toBe('1.2');
+    expect(subscriber.sessionId).toMatch(/^[\w-]{22}$/);
+  });
+
+  it('unsubscribe stops delivery', async () => {
+    const { url } = await startBroker();
+    const [subscriber, publisher] = await Promise.all([client(url), client(url)]);
+    const messages = inbox();
+    const subscription = subscriber.subscribe('/t', messages.handler);
+    const marker = inbox();
+    await subscriber.subscribe('/marker', marker.handler).ready;
+    await subscription.ready;
+    await subscription.unsubscribe();
+    await publisher.publish('/t', 'after', { receipt: true });
+    await publisher.publish('/marker', 'marker', { receipt: true });
+    await marker.next();
+    expect(messages.received).toHaveLength(0);
+  });
+
+  it('acks and nacks queue messages', async () => {
+    const { url } = await startBroker();
+    const [consumer, publisher] = await Promise.all([client(url), client(url)]);
+    const messages = inbox();
+    await consumer.subscribe('/queue/jobs', messages.handler, { ack: 'client-individual' }).ready;
+    await publisher.publish('/queue/jobs', 'job', { receipt: true });
+    const first = await messages.next();
+    first.nack();
+    const again = await messages.next();
+    expect(again.text).toBe('job');
+    expect(again.redelivered).toBe(true);
+    again.ack();
+    await publisher.publish('/queue/jobs', 'next', { receipt: true });
+    expect((await messages.next()).text).toBe('next');
+  });
+
+  it('commits and aborts transactions', async () => {
+    const { url } = await startBroker();
+    const [subscriber, publisher] = await Promise.all([client(url), client(url)]);
+    const messages = inbox();
+    await subscriber.subscribe('/tx', messages.handler).ready;
+    const aborted = publisher.begin();
+    await aborted.publish('/tx', 'aborted');
+    await aborted.abort();
+    const committed = publisher.begin();
+    await committed.publish('/tx', 'committed');
+    await committed.commit();
+    expect((await messages.next()).text).toBe('committed');
+    await expect(committed.commit()).rejects.toThrow(/is over/);
+  });
+
+  it('disconnect() waits for the receipt: everything sent before it was processed', async () => {
+    const { url, broker } = await startBroker();
+    const publisher = await connect(url);
+    for (let i = 0; i < 50; i++) void publisher.publish('/queue/flush', String(i));
+    await publisher.disconnect();
+    expect(broker.stats().queuedMessages).toBe(50);
+    expect(publisher.state).toBe('closed');
+  });
+
+  it('createPublisher() connects lazily and resolves publish on the broker’s receipt', async () => {
+    const { url, broker } = await startBroker();
+    const publisher = createPublisher(url);
+    cleanups.push(() => publisher.close());
+    await publisher.publish('/queue/p', 'one');
+    expect(broker.stats().queuedMessages).toBe(1);
+  });
+
+  it('reports an ERROR from the broker to the call that caused it', async () => {
+    const { url } = await startBroker({ maxQueueDepth: 1 });
+    const publisher = await client(url);
+    await publisher.publish('/queue/small', 'fits', { receipt: true });
+    await expect(publisher.publish('/queue/small', 'overflows', { receipt: true })).rejects.toThrow(
+      /Queue full/,
+    );
+  });
+
+  it('the first connect fails clearly when nothing listens', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const error = await connect(`stomp://127.0.0.1:${port}`).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(PerigeeError);
+    expect((error as PerigeeError).message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('the first connect fails clearly on a wrong login', async () => {
+    const { url } = await startBroker({ users: { alice: 'secret' } });
+    await expect(connect(url.replace('//', '//alice:wrong@'))).rejects.toThrow(
+      /Authentication failed/,
+    );
+  });
+});
+
+describe('client resilience', () => {
+  it('reconnects after the broker restarts, resubscribes, and resends unconfirmed publishes', async () => {
+    const first = await startBroker();
+    const subscriber = await client(first.url);
+    const publisher = await client(first.url);
+    const messages = inbox();
+    await subscriber.subscribe('/queue/work', messages.handler).ready;
+    await publisher.publish('/queue/work', 'before', { receipt: true });
+    expect((await messages.next()).text).toBe('before');
+
+    const reconnected = Promise.all([once(subscriber, 'connect'), once(publisher, 'connect')]);
+    await first.broker.close({ drainMs: 50 });
+    // Published while the broker is down: queued, then sent after the reconnect.
+    const pending = publisher.publish('/queue/work', 'during', { receipt: true });
+    await startBroker({}, first.port);
+    await reconnected;
+    await pending;
+    expect((await messages.next()).text).toBe('during');
+  });
+
+  it('after a broker restart, tells the app that history could not cover the gap', async () => {
+    const { url, broker, port } = await startBroker();
+    const subscriber = await client(url);
+    const messages = inbox();
+    let recovered!: (value: boolean) => void;
+    const recovery = new Promise<boolean>((resolve) => (recovered = resolve));
+    await subscriber.subscribe('/scores', messages.handler, {
+      onRecovery: (value) => recovered(value),
+    }).ready;
+    await broker.publish('/scores', '1');
+    expect((await messages.next()).text).toBe('1');
+
+    await broker.close({ drainMs: 0 });
+    const second = await startBroker({}, port);
+    // A new broker process has a new epoch: the resubscription's RECEIPT says recovered:false.
+    expect(await recovery).toBe(false);
+    await second.broker.publish('/scores', 'fresh');
+    expect((await messages.next()).text).toBe('fresh');
+  });
+
+  it('replays what it missed when the same broker still has the history', async () => {
+    const proxy = await startFlakyProxy();
+    const { broker, port } = await startBroker();
+    proxy.target = port;
+    const subscriber = await client(`stomp://127.0.0.1:${proxy.port}`);
+    const messages = inbox();
+    const recoveries: boolean[] = [];
+    await subscriber.subscribe('/feed', messages.handler, {
+      onRecovery: (recovered) => recoveries.push(recovered),
+    }).ready;
+    await broker.publish('/feed', '1');
+    expect((await messages.next()).text).toBe('1');
+    const reconnected = once(subscriber, 'connect');
+    proxy.cutAll();
+    await broker.publish('/feed', '2');
+    await broker.publish('/feed', '3');
+    await reconnected;
+    expect((await messages.next()).text).toBe('2');
+    expect((await messages.next()).text).toBe('3');
+    await broker.publish('/feed', '4');
+    expect((await messages.next()).text).toBe('4');
+    expect(messages.received.map((message) => message.text)).toEqual(['1', '2', '3', '4']);
+    expect(recoveries).toEqual([true]);
+  });
+
+  it('drops a server that goes silent past the heart-beat deadline, and reconnects', async () => {
+    const proxy = await startFlakyProxy();
+    const { port } = await startBroker({ heartBeat: [200, 200] });
+    proxy.target = port;
+    const subscriber = await client(`stomp://127.0.0.1:${proxy.port}`, { heartBeat: [200, 200] });
+    const lost = once(subscriber, 'disconnect');
+    const reconnected = once(subscriber, 'connect');
+    proxy.freeze();
+    expect(((await lost) as PerigeeError).code).toBe('HEARTBEAT_TIMEOUT');
+    proxy.unfreeze();
+    await reconnected;
+    expect(subscriber.state).toBe('connected');
+  });
+});
+
+const rabbitmq = await stompService('RabbitMQ STOMP', RABBITMQ_URL);
+const activemq = await stompService('ActiveMQ', ACTIVEMQ_URL);
+for (const [name, url, available, queueHeaders] of [
+  ['RabbitMQ', RABBITMQ_URL, rabbitmq, { 'x-expires': '300000' }],
+  ['ActiveMQ', ACTIVEMQ_URL, activemq, {}],
+] as const) {
+  describe.runIf(available)(`client API against ${name}`, () => {
+    it('publishes to a topic and receives', async () => {
+      const [subscriber, publisher] = await Promise.all([client(url), client(url)]);
+      const destination = `/topic/${uniqueName('client')}`;
+      const messages = inbox();
+      await subscriber.subscribe(destination, messages.handler).ready;
+      await publisher.publish(destination, 'héllo', { receipt: true });
+      expect((await messages.next()).text).toBe('héllo');
+    });
+
+    it('acknowledges queue messages one by one and commits a transaction', async () => {
+      const [consumer, publisher] = await Promise.all([client(url), client(url)]);
+      const destination = `/queue/${uniqueName('client')}`;
+      const messages = inbox();
+      await consumer.subscribe(destination, messages.handler, {
+        ack: 'client-individual',
+        headers: queueHeaders,
+      }).ready;
+      const transaction = publisher.begin();
+      await transaction.publish(destination, 'in tx', { headers: queueHeaders });
+      await transaction.commit();
+      const message = await messages.next();
+      expect(message.text).toBe('in tx');
+      message.ack();
+      await consumer.disconnect();
+    });
+  });
+}
+
+interface FlakyProxy {
+  port: number;
+  target: number;
+  /** Cuts every open connection, as a network failure would. */
+  cutAll(): void;
+  /** Stops forwarding in both directions, without closing anything. */
+  freeze(): void;
+  unfreeze(): void;
+}
+
+/** A TCP proxy in front of a broker, to fail connections on purpose. */
+async function startFlakyProxy(): Promise<FlakyProxy> {
+  const pairs = new Set<[Socket, Socket]>();
+  let frozen = false;
+  const proxy: FlakyProxy & { server?: Server } = {
+    port: 0,
+    target: 0,
+    cutAll() {
+      for (const [a, b] of pairs) {
+        a.destroy();
+        b.destroy();
+      }
+      pairs.clear();
+    },
+    freeze() {
+      frozen = true;
+    },
+    unfreeze() {
+      frozen = false;
+      this.cutAll();
+    },
+  };
+  const server = createServer((inbound) => {
+    if (frozen) {
+      inbound.destroy();
+      return;
+    }
+    const outbound = new (inbound.constructor as typeof Socket)();
+    outbound.connect(proxy.target, '127.0.0.1');
+    const pair: [Socket, Socket] = [inbound, outbound];
+    pairs.add(pair);
+    const forward = (from: Socket, to: Socket): void => {
+      from.on('data', (chunk) => {
+        if (!frozen) to.write(chunk);
+      });
+      from.on('close', () => {
+        to.destroy();
+        pairs.delete(pair);
+      });
+      from.on('error', () => {});
+    };
+    forward(inbound, outbound);
+    forward(outbound, inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.port = (server.address() as AddressInfo).port;
+  cleanups.push(() => {
+    proxy.cutAll();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return proxy;
+}
