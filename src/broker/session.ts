@@ -85,7 +85,13 @@ export abstract class BrokerSession {
   /** Ends the transport: `graceful` flushes what is queued first. */
   protected abstract terminate(graceful: boolean): void;
 
-  /** Called when CONNECT negotiated a version and heart-beats (TCP sessions start timers). */
+  /**
+   * Called as soon as CONNECT has negotiated the version, before any login check finishes: the
+   * frames the client pipelined behind CONNECT must be read with that version's escaping.
+   */
+  protected onVersionNegotiated(_version: StompVersion): void {}
+
+  /** Called when CONNECTED has been sent (TCP sessions start their heart-beat timer). */
   protected onConnected(_clientHeartBeat: HeartBeat): void {}
 
   /** Whether a queue may hand this session another message now (it is not backed up). */
@@ -274,6 +280,7 @@ export abstract class BrokerSession {
   private connect(frame: Frame): void {
     const version = negotiateVersion(getHeader(frame, 'accept-version'));
     this.version = version;
+    this.onVersionNegotiated(version);
     const heartBeat = parseHeartBeat(getHeader(frame, 'heart-beat'));
     this.state = 'authenticating';
     const credentials = {

@@ -8,6 +8,7 @@ import {
   negotiateHeartBeat,
   type Frame,
   type HeartBeat,
+  type StompVersion,
 } from '../protocol/index.js';
 import type { BrokerCore } from './core.js';
 import type { StoredMessage } from './message.js';
@@ -113,8 +114,11 @@ export class TcpSession extends BrokerSession {
     this.enqueue(message.shared.tail(this.version));
   }
 
+  protected override onVersionNegotiated(version: StompVersion): void {
+    this.parser.version = version;
+  }
+
   protected override onConnected(clientHeartBeat: HeartBeat): void {
-    this.parser.version = this.version;
     const { outgoing, incoming } = negotiateHeartBeat(this.core.options.heartBeat, clientHeartBeat);
     if (outgoing === 0 && incoming === 0) return;
     // One timer serves both directions: it ticks at the shorter interval that matters.

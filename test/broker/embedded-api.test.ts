@@ -281,7 +281,7 @@ describe('authentication and listening', () => {
     expect(getHeader(session.connected!, 'version')).toBe('1.2');
   });
 
-  it('waits for an asynchronous login check, keeping frames sent meanwhile in order', async () => {
+  it('waits for an asynchronous login check, reading frames sent meanwhile in order and with the negotiated escaping', async () => {
     const embedded = broker({
       authenticate: async ({ login }) => {
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -289,13 +289,18 @@ describe('authentication and listening', () => {
       },
     });
     const { port } = await embedded.listen({ port: 0 });
+    const watcher = await channel(embedded);
+    await subscribed(watcher, '/a');
     const session = await TcpFrameSession.openSocket(port);
     sessions.push(session);
     session.sendBytes(
-      'CONNECT\naccept-version:1.2\nlogin:bob\npasscode:x\n\n\0SUBSCRIBE\nid:1\ndestination:/a\nreceipt:sub\n\n\0',
+      'CONNECT\naccept-version:1.2\nlogin:bob\npasscode:x\n\n\0' +
+        'SUBSCRIBE\nid:1\ndestination:/b\nreceipt:sub\n\n\0' +
+        'SEND\ndestination:/a\nx-escaped:a\\cb\\\\c\n\nbody\0',
     );
     expect((await session.next()).command).toBe('CONNECTED');
     expect(getHeader(await session.next(), 'receipt-id')).toBe('sub');
+    expect(getHeader(await watcher.nextOf('MESSAGE'), 'x-escaped')).toBe('a:b\\c');
   });
 
   it('refuses to listen beyond loopback without a login check', async () => {
