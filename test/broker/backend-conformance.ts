@@ -452,13 +452,16 @@ export function describeBackendConformance(target: ConformanceTarget): void {
     it('auto mode needs no ACK: nothing comes back after the consumer leaves', async () => {
       const destination = queue();
       const [first, publisher] = await Promise.all([connect(), connect()]);
-      await subscribe(first, destination);
+      const firstId = await subscribe(first, destination);
       await send(publisher, destination, 'consumed');
       expect(text(await message(first))).toBe('consumed');
       const second = await connect();
       await subscribe(second, destination);
+      // Leave by UNSUBSCRIBE with a receipt: after a bare close, a broker may still count the
+      // consumer for a moment and hand it the marker, which auto mode then loses (at most once).
+      first.send('UNSUBSCRIBE', { id: firstId, receipt: 'left' });
+      await first.receipt('left');
       first.close();
-      await first.closed;
       await send(publisher, destination, 'marker');
       expect(text(await message(second))).toBe('marker');
     });
