@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import {
   HELP_TEXT,
   parseOptions,
@@ -45,7 +45,9 @@ const DRAIN_ALLOWANCE_MS = 5_000;
 /** Past the load generator's own deadline, the orchestrator kills it as hung. */
 const KILL_GRACE_MS = 10_000;
 
-const resultsDirectory = fileURLToPath(new URL('../results/', import.meta.url));
+// Relative to where the command runs (the repository root under npm), not to this file, so that
+// `perigee bench` from the built copy writes to the same bench/results/.
+const resultsDirectory = join(process.cwd(), 'bench', 'results');
 
 /** Rewrites one status line on a terminal; prints one line per update elsewhere. */
 class Progress {

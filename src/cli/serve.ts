@@ -160,7 +160,7 @@ function landingPage(stompUrl: string): string {
 </head><body>
 <h1>Perigee is running</h1>
 <p>The embedded STOMP broker listens on <code>${stompUrl}</code>. Any STOMP 1.0–1.2 client can connect, for example:</p>
-<pre><code>npx perigee publish /games/1/status '{"state":"lobby"}'</code></pre>
+<pre><code>npm run perigee -- publish /games/1/status '{"state":"lobby"}'</code></pre>
 <p>Health and counters: <a href="/healthz"><code>/healthz</code></a>.</p>
 </body></html>
 `;
