@@ -4,7 +4,7 @@
  * Applications publish through {@link Publisher}, implemented by the embedded broker (in-process)
  * and by the Node STOMP client (over TCP).
  */
-import type { Frame } from './protocol/index.js';
+import type { Frame, StompVersion } from './protocol/index.js';
 
 /** Who is on the other end of a connection, as established by authentication. */
 export interface Principal {
@@ -34,7 +34,19 @@ export const ANONYMOUS: Principal = Object.freeze({ id: 'anonymous', anonymous: 
  *   receipt: unacknowledged queue messages are redelivered, open transactions are dropped.
  */
 export interface Backend {
-  open(principal: Principal, deliver: (frame: Frame) => void): Promise<BackendChannel>;
+  open(
+    principal: Principal,
+    deliver: (frame: Frame) => void,
+    options?: BackendChannelOptions,
+  ): Promise<BackendChannel>;
+}
+
+export interface BackendChannelOptions {
+  /**
+   * The STOMP version the client on the far side speaks: it decides how ACK and NACK name a
+   * message (`id` in 1.2, `message-id` and `subscription` before). Default 1.2.
+   */
+  version?: StompVersion;
 }
 
 export interface BackendChannel {

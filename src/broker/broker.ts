@@ -1,5 +1,12 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { Backend, BackendChannel, Principal, Publisher, StreamPosition } from '../backend.js';
+import type {
+  Backend,
+  BackendChannel,
+  BackendChannelOptions,
+  Principal,
+  Publisher,
+  StreamPosition,
+} from '../backend.js';
 import { PerigeeError } from '../errors.js';
 import { encodeUtf8, validateDestinationName, type Frame } from '../protocol/index.js';
 import { ChannelSession } from './channel.js';
@@ -66,9 +73,13 @@ export class EmbeddedBroker implements Backend, Publisher {
   }
 
   /** Opens an in-process STOMP session for an already authenticated principal. */
-  open(principal: Principal, deliver: (frame: Frame) => void): Promise<BackendChannel> {
+  open(
+    principal: Principal,
+    deliver: (frame: Frame) => void,
+    options: BackendChannelOptions = {},
+  ): Promise<BackendChannel> {
     if (this.closing) return Promise.reject(new PerigeeError('SHUTTING_DOWN'));
-    const session = new ChannelSession(this.core, principal, deliver);
+    const session = new ChannelSession(this.core, principal, deliver, options.version ?? '1.2');
     this.core.sessions.add(session);
     return Promise.resolve(session);
   }

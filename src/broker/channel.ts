@@ -1,5 +1,5 @@
 import type { BackendChannel, Principal } from '../backend.js';
-import { MessageDelivery, type Frame, type Header } from '../protocol/index.js';
+import { MessageDelivery, type Frame, type Header, type StompVersion } from '../protocol/index.js';
 import type { BrokerCore } from './core.js';
 import type { StoredMessage } from './message.js';
 import { BrokerSession } from './session.js';
@@ -7,7 +7,8 @@ import type { Subscription } from './subscription.js';
 
 /**
  * A STOMP session inside the process: the gateway's browser sessions and in-process apps. It
- * speaks STOMP 1.2 rules and skips CONNECT, because its principal is already authenticated.
+ * skips CONNECT, because its principal is already authenticated, and follows the ACK rules of the
+ * version the far client speaks (1.2 by default).
  * Frames go to `deliver` as objects; a MESSAGE is a {@link MessageDelivery}, so a transport that
  * encodes it reuses the bytes shared by all subscribers.
  */
@@ -16,11 +17,16 @@ export class ChannelSession extends BrokerSession implements BackendChannel {
   private readonly deliverFrame: (frame: Frame) => void;
   private resolveClosed!: () => void;
 
-  constructor(core: BrokerCore, principal: Principal, deliver: (frame: Frame) => void) {
+  constructor(
+    core: BrokerCore,
+    principal: Principal,
+    deliver: (frame: Frame) => void,
+    version: StompVersion,
+  ) {
     super(core);
     this.deliverFrame = deliver;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.startConnected(principal, '1.2');
+    this.startConnected(principal, version);
   }
 
   get sessionId(): string {

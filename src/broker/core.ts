@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { constantTimeEqual } from '../auth/secrets.js';
 import type { Principal } from '../backend.js';
 import {
   getHeader,
@@ -263,10 +264,4 @@ function usersHook(users: Readonly<Record<string, string>>): AuthenticateHook {
     if (!Object.hasOwn(users, login)) return null;
     return constantTimeEqual(users[login]!, passcode) ? { id: login, anonymous: false } : null;
   };
-}
-
-function constantTimeEqual(expected: string, given: string): boolean {
-  // Hashing first gives equal-length inputs, so the comparison time says nothing about either.
-  const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
-  return timingSafeEqual(digest(expected), digest(given));
 }

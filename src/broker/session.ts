@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Principal } from '../backend.js';
 import { PerigeeError } from '../errors.js';
 import {
+  errorFrame,
   getHeader,
+  negotiateVersion,
   parseHeartBeat,
   validateDestinationName,
   validatePattern,
@@ -136,18 +138,7 @@ export abstract class BrokerSession {
         'STOMP session failed',
       );
     }
-    const headers: Header[] = [
-      ['message', perigeeError.message],
-      ['content-type', 'text/plain'],
-    ];
-    const receipt = frame && getHeader(frame, 'receipt');
-    if (receipt !== undefined) headers.push(['receipt-id', receipt]);
-    if (perigeeError.code === 'UNSUPPORTED_VERSION') headers.push(['version', '1.0,1.1,1.2']);
-    headers.push(['x-perigee-code', perigeeError.code]);
-    const body = frame
-      ? `${perigeeError.message}\n(in reply to a ${frame.command} frame)\n`
-      : `${perigeeError.message}\n`;
-    this.writeFrame({ command: 'ERROR', headers, body: new TextEncoder().encode(body) });
+    this.writeFrame(errorFrame(perigeeError, frame));
     this.end(true);
   }
 
@@ -417,10 +408,15 @@ export abstract class BrokerSession {
     // Registered after the replay: nothing can be published in between (this is synchronous),
     // so the subscriber sees history and live messages without a gap or a duplicate.
     this.core.topics.subscribe(subscription);
-    this.receipt(
-      frame,
-      recovered === undefined ? [] : [['x-perigee-recovered', String(recovered)]],
-    );
+    const extra: Header[] = [];
+    if (recovered !== undefined) extra.push(['x-perigee-recovered', String(recovered)]);
+    if (!isWildcardPattern(destination)) {
+      // Where the subscription starts: a client that loses its connection before any message
+      // arrives can still resubscribe since this position, and lose nothing.
+      const { epoch, offset } = this.core.topics.position(destination);
+      extra.push(['x-perigee-position', `${epoch}:${offset}`]);
+    }
+    this.receipt(frame, extra);
   }
 
   private unsubscribe(frame: Frame): void {
@@ -603,19 +599,6 @@ export abstract class BrokerSession {
 }
 
 const EMPTY = new Uint8Array(0);
-
-function negotiateVersion(acceptVersion: string | undefined): StompVersion {
-  // STOMP 1.2 §"Protocol Negotiation": without accept-version, the client speaks 1.0.
-  if (acceptVersion === undefined) return '1.0';
-  const offered = acceptVersion.split(',').map((version) => version.trim());
-  for (const version of ['1.2', '1.1', '1.0'] as const) {
-    if (offered.includes(version)) return version;
-  }
-  throw new PerigeeError(
-    'UNSUPPORTED_VERSION',
-    `the client accepts ${acceptVersion || 'no version'}`,
-  );
-}
 
 function missingHeader(frame: Frame, name: string): PerigeeError {
   return new PerigeeError('MISSING_HEADER', `${frame.command} frame has no ${name} header`);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import type { DestinationRule } from '../auth/index.js';
 import type { BrokerOptions } from '../broker/index.js';
 import { PerigeeError } from '../errors.js';
 import { parseHostPort, type HostPort } from './address.js';
@@ -17,6 +18,9 @@ type Field =
   | { kind: 'size' }
   | { kind: 'duration' }
   | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'string'; secret?: boolean }
+  | { kind: 'string-list' }
+  | { kind: 'boolean' }
   | { kind: 'string-map' };
 
 const address: Field = { kind: 'address' };
@@ -24,15 +28,39 @@ const size: Field = { kind: 'size' };
 const duration: Field = { kind: 'duration' };
 const integer = (min: number, max?: number): Field => ({ kind: 'integer', min, max });
 const oneOf = (...values: string[]): Field => ({ kind: 'enum', values });
+const text: Field = { kind: 'string' };
+const list: Field = { kind: 'string-list' };
+const flag: Field = { kind: 'boolean' };
+const audience = oneOf('anyone', 'authenticated', 'nobody');
 
 const SCHEMA = {
   listen: {
     http: address,
     stomp: { kind: 'address-or-off' },
+    allowed_origins: list,
+    prefix: text,
   },
   session: {
     ping_interval: duration,
+    timeout: duration,
     max_queued_bytes: size,
+    max_sessions: integer(1),
+  },
+  access: {
+    rules: list,
+  },
+  auth: {
+    users: { kind: 'string-map' },
+    jwt_secret: { kind: 'string', secret: true },
+    jwt_public_key_file: text,
+    jwt_issuer: text,
+    jwt_audience: text,
+  },
+  sockjs: {
+    response_limit: size,
+    cookie_needed: flag,
+    disconnect_delay: duration,
+    max_post_bytes: size,
   },
   broker: {
     mode: oneOf('embedded', 'upstream'),
@@ -58,8 +86,17 @@ const SCHEMA = {
   },
 } as const satisfies Record<string, Record<string, Field>>;
 
+/** `[[destinations]]`: an array of tables, one per access rule (DESIGN.md §6). */
+const DESTINATION_FIELDS: Readonly<Record<string, Field>> = {
+  pattern: text,
+  subscribe: audience,
+  send: audience,
+};
+
 type Section = keyof typeof SCHEMA;
-type Values = { [S in Section]: { [K in keyof (typeof SCHEMA)[S]]?: unknown } };
+type Values = { [S in Section]: { [K in keyof (typeof SCHEMA)[S]]?: unknown } } & {
+  destinations?: DestinationRule[];
+};
 
 export interface ServeConfig {
   /** The file the settings came from, if any. */
@@ -67,6 +104,28 @@ export interface ServeConfig {
   http: HostPort;
   stomp: HostPort | 'off';
   broker: BrokerOptions;
+  gateway: {
+    prefix: string;
+    allowedOrigins: string[] | undefined;
+    session: {
+      pingInterval?: number;
+      timeout?: number;
+      maxQueuedBytes?: number;
+      maxSessions?: number;
+    };
+    sockjs: {
+      responseLimit?: number;
+      cookieNeeded?: boolean;
+      disconnectDelay?: number;
+      maxPostBytes?: number;
+    };
+    access: string[];
+    destinations: DestinationRule[];
+    auth: {
+      users?: Record<string, string>;
+      jwt?: { secret?: string; publicKey?: string; issuer?: string; audience?: string };
+    };
+  };
   logLevel: string;
 }
 
@@ -100,14 +159,19 @@ export function readConfigFile(file: string): Values {
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new PerigeeError('CONFIG_INVALID', `${file}: not valid TOML${where}: ${reason}`);
   }
-  const values = {} as Record<string, Record<string, unknown>>;
+  const values = {} as Record<string, unknown>;
   for (const [sectionName, section] of Object.entries(document)) {
+    if (sectionName === 'destinations') {
+      values.destinations = readDestinations(section, file);
+      continue;
+    }
     if (!Object.hasOwn(SCHEMA, sectionName)) {
       throw new PerigeeError(
         'CONFIG_INVALID',
-        `${file}: unknown section [${sectionName}] (known: ${Object.keys(SCHEMA)
-          .map((s) => `[${s}]`)
-          .join(', ')})`,
+        `${file}: unknown section [${sectionName}] (known: ${[
+          ...Object.keys(SCHEMA).map((s) => `[${s}]`),
+          '[[destinations]]',
+        ].join(', ')})`,
       );
     }
     const fields = SCHEMA[sectionName as Section] as Record<string, Field>;
@@ -131,6 +195,34 @@ export function readConfigFile(file: string): Values {
     values[sectionName] = out;
   }
   return values as Values;
+}
+
+function readDestinations(raw: unknown, file: string): DestinationRule[] {
+  if (!Array.isArray(raw)) {
+    throw new PerigeeError(
+      'CONFIG_INVALID',
+      `${file}: destinations must be written as [[destinations]] tables`,
+    );
+  }
+  return raw.map((entry: unknown, index) => {
+    const where = `${file}: [[destinations]] number ${index + 1}`;
+    if (!isTable(entry)) throw new PerigeeError('CONFIG_INVALID', `${where} must be a table`);
+    const rule: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(entry)) {
+      const field = DESTINATION_FIELDS[key];
+      if (!field) {
+        throw new PerigeeError(
+          'CONFIG_INVALID',
+          `${where}: unknown key ${key} (known: pattern, subscribe, send)`,
+        );
+      }
+      rule[key] = convert(value, field, `${where}: ${key}`);
+    }
+    if (typeof rule.pattern !== 'string') {
+      throw new PerigeeError('CONFIG_INVALID', `${where} has no pattern`);
+    }
+    return rule as unknown as DestinationRule;
+  });
 }
 
 /** Settings for `perigee serve`, with flags and environment applied over the file. */
@@ -186,11 +278,65 @@ export function resolveServeConfig(
       ...(limits.max_body_bytes !== undefined && { maxBodyBytes: limits.max_body_bytes as number }),
     },
   };
+  const sockjs = from('sockjs');
+  const auth = from('auth');
+  let publicKey: string | undefined;
+  if (auth.jwt_public_key_file !== undefined) {
+    try {
+      publicKey = readFileSync(auth.jwt_public_key_file as string, 'utf8');
+    } catch {
+      throw new PerigeeError(
+        'CONFIG_INVALID',
+        `${file}: auth.jwt_public_key_file: cannot read ${auth.jwt_public_key_file as string}`,
+      );
+    }
+  }
+  if (auth.jwt_secret !== undefined && publicKey !== undefined) {
+    throw new PerigeeError(
+      'CONFIG_INVALID',
+      `${file}: [auth] takes jwt_secret or jwt_public_key_file, not both`,
+    );
+  }
+  const jwt =
+    auth.jwt_secret !== undefined || publicKey !== undefined
+      ? {
+          secret: auth.jwt_secret as string | undefined,
+          publicKey,
+          issuer: auth.jwt_issuer as string | undefined,
+          audience: auth.jwt_audience as string | undefined,
+        }
+      : undefined;
+  const prefix = (listen.prefix as string | undefined) ?? '';
+  if (prefix !== '' && !/^\/[\w./-]*[^/]$/.test(prefix)) {
+    throw new PerigeeError(
+      'CONFIG_INVALID',
+      `${file}: listen.prefix must look like "/realtime" (a path, no trailing slash), got "${prefix}"`,
+    );
+  }
   return {
     file,
     http,
     stomp,
     broker: brokerOptions,
+    gateway: {
+      prefix,
+      allowedOrigins: listen.allowed_origins as string[] | undefined,
+      session: {
+        pingInterval,
+        timeout: session.timeout as number | undefined,
+        maxQueuedBytes: session.max_queued_bytes as number | undefined,
+        maxSessions: session.max_sessions as number | undefined,
+      },
+      sockjs: {
+        responseLimit: sockjs.response_limit as number | undefined,
+        cookieNeeded: sockjs.cookie_needed as boolean | undefined,
+        disconnectDelay: sockjs.disconnect_delay as number | undefined,
+        maxPostBytes: sockjs.max_post_bytes as number | undefined,
+      },
+      access: (from('access').rules as string[] | undefined) ?? [],
+      destinations: values.destinations ?? [],
+      auth: { users: auth.users as Record<string, string> | undefined, jwt },
+    },
     logLevel: (from('log').level as string | undefined) ?? env.LOG_LEVEL ?? 'info',
   };
 }
@@ -231,10 +377,9 @@ const DURATION_UNITS: Readonly<Record<string, number>> = {
 
 function convert(raw: unknown, field: Field, where: string): unknown {
   const bad = (expected: string): never => {
-    throw new PerigeeError(
-      'CONFIG_INVALID',
-      `${where} must be ${expected}, got ${JSON.stringify(raw)}`,
-    );
+    // A secret's wrong value is still a secret: name its type, never its content.
+    const shown = field.kind === 'string' && field.secret ? `a ${typeof raw}` : JSON.stringify(raw);
+    throw new PerigeeError('CONFIG_INVALID', `${where} must be ${expected}, got ${shown}`);
   };
   switch (field.kind) {
     case 'address':
@@ -264,6 +409,17 @@ function convert(raw: unknown, field: Field, where: string): unknown {
       if (typeof raw !== 'string' || !field.values.includes(raw)) {
         return bad(`one of ${field.values.map((v) => `"${v}"`).join(', ')}`);
       }
+      return raw;
+    case 'string':
+      if (typeof raw !== 'string') return bad('a string');
+      return raw;
+    case 'string-list':
+      if (!Array.isArray(raw) || raw.some((item) => typeof item !== 'string')) {
+        return bad('a list of strings, such as ["a", "b"]');
+      }
+      return raw;
+    case 'boolean':
+      if (typeof raw !== 'boolean') return bad('true or false');
       return raw;
     case 'string-map': {
       if (!isTable(raw)) return bad('a table of strings, such as { alice = "secret" }');

@@ -1,13 +1,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
+import {
+  createAuthorizer,
+  jwtAuthenticator,
+  usersAuthenticator,
+  type Authenticate,
+} from '../auth/index.js';
 import { createBroker, type EmbeddedBroker } from '../broker/index.js';
+import { createGateway, type Gateway } from '../gateway/index.js';
 import { PerigeeError } from '../errors.js';
 import { formatHostPort, isLoopbackHost, type HostPort } from './address.js';
 import type { ServeConfig } from './config.js';
 
 export interface RunningServer {
   broker: EmbeddedBroker;
+  gateway: Gateway;
   http: Server;
   httpAddress: AddressInfo;
   stompAddress: AddressInfo | undefined;
@@ -51,6 +59,25 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
   const http = createServer((request, response) =>
     handleHttp(request, response, broker, stompAddress),
   );
+  const gateway = createGateway({
+    backend: broker,
+    server: http,
+    prefix: config.gateway.prefix,
+    allowedOrigins: config.gateway.allowedOrigins,
+    session: config.gateway.session,
+    sockjs: config.gateway.sockjs,
+    limits: config.broker.limits,
+    authorizer: createAuthorizer({
+      rules: config.gateway.destinations,
+      authenticate: browserLogin(config.gateway.auth),
+    }),
+    access: {
+      rules: config.gateway.access,
+      selfAddresses: stompAddress ? [`${stompAddress.address}:${stompAddress.port}`] : [],
+    },
+    logger,
+    health: () => ({ broker: broker.stats() }),
+  });
   let httpAddress: AddressInfo;
   try {
     httpAddress = await new Promise<AddressInfo>((resolve, reject) => {
@@ -61,6 +88,7 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
       });
     });
   } catch (error) {
+    await gateway.close({ drainMs: 0 });
     await broker.close({ drainMs: 0 });
     throw portError(error, config.http, ': use --http HOST:PORT or set PORT');
   }
@@ -77,8 +105,14 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
     logger.info('STOMP TCP listener off');
   }
   let closing: Promise<void> | undefined;
+  if (config.gateway.destinations.length === 0) {
+    logger.warn(
+      'no [[destinations]] rules: browsers may not subscribe or send anywhere (deny by default)',
+    );
+  }
   return {
     broker,
+    gateway,
     http,
     httpAddress,
     stompAddress,
@@ -87,11 +121,25 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
       closing ??= (async () => {
         const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeIdleConnections();
+        await gateway.close();
         await broker.close();
         await httpClosed;
       })();
       return closing;
     },
+  };
+}
+
+/** The browsers' login check from [auth]: a users table, a JWT check, or none (all anonymous). */
+function browserLogin(auth: ServeConfig['gateway']['auth']): Authenticate | undefined {
+  const checks: Authenticate[] = [];
+  if (auth.jwt) checks.push(jwtAuthenticator(auth.jwt));
+  if (auth.users) checks.push(usersAuthenticator(auth.users));
+  if (checks.length === 0) return undefined;
+  if (checks.length === 1) return checks[0];
+  return async (context) => {
+    // A bearer token goes to the JWT check; a login and passcode to the users table.
+    return context.authorization !== undefined ? checks[0]!(context) : checks[1]!(context);
   };
 }
 
@@ -130,11 +178,6 @@ function handleHttp(
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
     response.end('Method not allowed\n');
-    return;
-  }
-  if (path === '/healthz') {
-    response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
-    response.end(JSON.stringify({ status: 'ok', broker: broker.stats() }));
     return;
   }
   if (path === '/') {

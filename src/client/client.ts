@@ -1,4 +1,4 @@
-import { PerigeeError } from '../errors.js';
+import { errorTable, PerigeeError, type ErrorCode } from '../errors.js';
 import {
   createFrame,
   decodeUtf8,
@@ -30,6 +30,10 @@ export interface ReconnectOptions {
   factor?: number;
 }
 
+export type HeaderSource =
+  | Readonly<Record<string, string>>
+  | (() => Readonly<Record<string, string>> | Promise<Readonly<Record<string, string>>>);
+
 export interface ClientOptions {
   /** Opens one connection; called again for each reconnect. */
   socket: SocketFactory;
@@ -37,12 +41,27 @@ export interface ClientOptions {
   passcode?: string;
   /** The CONNECT `host` header (a virtual host). */
   host?: string;
-  /** More CONNECT headers, for brokers that want them. */
-  connectHeaders?: Readonly<Record<string, string>>;
+  /**
+   * More CONNECT headers. A function is called before every connect and reconnect, so a token
+   * can be fetched fresh each time (an expired one is never sent again).
+   */
+  connectHeaders?: HeaderSource;
   /** [send every ms, want every ms]; default 10000,10000. [0, 0] turns heart-beats off. */
   heartBeat?: HeartBeat;
   /** Reconnect after a lost connection (default), with exponential backoff and jitter. */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * Keep trying when the very first connection fails, instead of rejecting `connect()` (browsers
+   * want this; a command-line publisher wants to hear about a wrong address at once).
+   */
+  retryFirstConnect?: boolean;
+  /** Overrides the backoff: return a delay in ms, or undefined for the default. */
+  nextDelay?: (attempt: number, reason: PerigeeError, wasConnected: boolean) => number | undefined;
+  /**
+   * Resume the same server session after a reconnect when the server offers it (Perigee's gateway:
+   * DESIGN.md §5), so that nothing sent meanwhile is lost. Default true.
+   */
+  resume?: boolean;
   /** How long to wait for CONNECTED, in ms. Default 10000. */
   connectTimeout?: number;
   /** How long to wait for a RECEIPT, in ms. Default 30000. */
@@ -73,11 +92,12 @@ export interface SubscribeOptions {
   ack?: AckMode;
   /** Extra SUBSCRIBE headers (e.g. `prefetch-count`, `selector`). */
   headers?: Readonly<Record<string, string>>;
-  /** Resume a Perigee topic from a known position (DESIGN.md §5). */
+  /** Start a Perigee topic from a known position (DESIGN.md §5): what followed it is replayed. */
   since?: { epoch: string; offset: number };
   /**
-   * Called after each (re)subscription with a `since` position: whether the broker's history
-   * covered the gap. When false, messages were missed and the app should reload its state.
+   * Called after each resubscription: true when nothing can have been missed (the session was
+   * resumed, or the topic's history covered the gap); false when messages may be lost and the
+   * app should reload its state.
    */
   onRecovery?: (recovered: boolean) => void;
 }
@@ -87,6 +107,8 @@ export interface Subscription {
   readonly destination: string;
   /** Resolves when the broker has confirmed the SUBSCRIBE. `recovered` is set when `since` was. */
   readonly ready: Promise<{ recovered?: boolean }>;
+  /** The last recovery answer (see SubscribeOptions.onRecovery); undefined before any reconnect. */
+  readonly recovered: boolean | undefined;
   unsubscribe(): Promise<void>;
 }
 
@@ -110,23 +132,31 @@ export interface Transaction {
 
 export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
+export interface ConnectInfo {
+  readonly headers: Readonly<Record<string, string>>;
+  /** Whether the server resumed the previous session (nothing was lost). */
+  readonly resumed: boolean;
+}
+
 type ClientEvents = {
   /** CONNECTED arrived (first connect and every reconnect). */
-  connect: (headers: Readonly<Record<string, string>>) => void;
+  connect: (info: ConnectInfo) => void;
   /** The connection was lost or closed. */
   disconnect: (reason: PerigeeError) => void;
   /** The broker sent an ERROR, or something failed outside any call's promise. */
   error: (error: PerigeeError) => void;
   /** A reconnect is scheduled in `delay` ms. */
-  reconnecting: (attempt: number, delay: number) => void;
+  reconnecting: (attempt: number, delay: number, reason: PerigeeError) => void;
 };
 
 interface PendingReceipt {
   resolve: (frame: Frame) => void;
   reject: (error: PerigeeError) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
-  /** The frame (with its receipt header) to send again after a reconnect: at-least-once publishing. */
-  resend: Frame | undefined;
+  /** The frame with its receipt header, to send again after a reconnect. */
+  readonly frame: Frame;
+  /** A publish: resent after any reconnect (at least once). Other frames only after a resume. */
+  readonly isPublish: boolean;
   /** Whether the frame went out on a connection (as opposed to waiting in the queue). */
   inFlight: boolean;
 }
@@ -152,6 +182,7 @@ interface SubscriptionState {
   readonly onRecovery: ((recovered: boolean) => void) | undefined;
   /** The newest topic position seen, to resubscribe from after a reconnect. */
   position: { epoch: string; offset: number } | undefined;
+  recovered: boolean | undefined;
   /** Settled by the first RECEIPT for this subscription's SUBSCRIBE. */
   readonly ready: Deferred<{ recovered?: boolean }>;
 }
@@ -159,9 +190,10 @@ interface SubscriptionState {
 const ACCEPT_VERSION = '1.2,1.1,1.0';
 
 /**
- * A STOMP 1.0/1.1/1.2 client over an injected socket. It reconnects with backoff, resubscribes,
- * resends unconfirmed publishes that asked for a receipt, and resumes Perigee topics from the
- * last offset it saw, dropping duplicates.
+ * A STOMP 1.0/1.1/1.2 client over an injected socket. After a lost connection it reconnects with
+ * backoff. With Perigee's gateway it resumes the same session and gets what it missed, with
+ * duplicates dropped by sequence number; elsewhere it resubscribes, resends publishes that
+ * awaited a receipt, and resumes Perigee topics from the last offset it saw.
  */
 export class StompClient extends Emitter<ClientEvents> {
   state: ClientState = 'idle';
@@ -171,36 +203,45 @@ export class StompClient extends Emitter<ClientEvents> {
   sessionId: string | undefined;
   /** The CONNECTED `server` header. */
   server: string | undefined;
+  /** Server clock minus this clock, in ms, estimated at CONNECTED (0 if the server did not say). */
+  serverTimeOffset = 0;
 
-  private readonly options: ClientOptions;
-  private readonly reconnectOptions: Required<ReconnectOptions> | undefined;
-  private socket: ClientSocket | undefined;
-  private parser: FrameParser | undefined;
-  private readonly subscriptions = new Map<string, SubscriptionState>();
-  private readonly receipts = new Map<string, PendingReceipt>();
+  readonly #options: ClientOptions;
+  readonly #reconnectOptions: Required<ReconnectOptions> | undefined;
+  #socket: ClientSocket | undefined;
+  #parser: FrameParser | undefined;
+  readonly #subscriptions = new Map<string, SubscriptionState>();
+  readonly #receipts = new Map<string, PendingReceipt>();
   /** Open transactions and the connection generation they began in. */
-  private readonly transactions = new Map<string, number>();
+  readonly #transactions = new Map<string, number>();
   /** Frames that wait for CONNECTED; encoded then, with the negotiated version's escaping. */
-  private queued: QueuedFrame[] = [];
-  private queuedBytes = 0;
-  /** Counts connections that were lost after CONNECTED: the broker forgets transactions then. */
-  private generation = 0;
-  private counter = 0;
-  private attempt = 0;
-  private everConnected = false;
-  private connectWaiters: { resolve: () => void; reject: (error: PerigeeError) => void }[] = [];
-  private lastReceivedAt = 0;
-  private lastSentAt = 0;
-  private heartBeatTimer: ReturnType<typeof setInterval> | undefined;
-  private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private serverError: PerigeeError | undefined;
+  #queued: QueuedFrame[] = [];
+  #queuedBytes = 0;
+  /** Counts server sessions lost: the broker forgets transactions then. */
+  #generation = 0;
+  #counter = 0;
+  #attempt = 0;
+  #everConnected = false;
+  /** The session to resume, when the server offers resumption. */
+  #resumableSession: string | undefined;
+  /** The highest `x-perigee-seq` received in the current server session. */
+  #lastSeq = 0;
+  #connectSentAt = 0;
+  #connectWaiters: { resolve: () => void; reject: (error: PerigeeError) => void }[] = [];
+  #lastReceivedAt = 0;
+  #lastSentAt = 0;
+  #heartBeatTimer: ReturnType<typeof setInterval> | undefined;
+  #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #serverError: PerigeeError | undefined;
+  /** DISCONNECT was sent: the connection's end is expected, not a reason to reconnect. */
+  #disconnecting = false;
 
   constructor(options: ClientOptions) {
     super();
-    this.options = options;
+    this.#options = options;
     const reconnect = options.reconnect ?? true;
-    this.reconnectOptions =
+    this.#reconnectOptions =
       reconnect === false
         ? undefined
         : {
@@ -215,9 +256,15 @@ export class StompClient extends Emitter<ClientEvents> {
     return this.state === 'connected';
   }
 
+  /** This clock corrected by the server's: what time it is on the server, in ms since 1970. */
+  serverNow(): number {
+    return Date.now() + this.serverTimeOffset;
+  }
+
   /**
-   * Connects. Resolves on CONNECTED; rejects if the first attempt fails (a wrong address or
-   * login should be reported, not retried forever). Later losses reconnect on their own.
+   * Connects. Resolves on CONNECTED. Unless `retryFirstConnect`, rejects if the first attempt
+   * fails (a wrong address or login should be reported, not retried forever); later losses
+   * reconnect on their own.
    */
   connect(): Promise<void> {
     if (this.state === 'connected') return Promise.resolve();
@@ -225,10 +272,26 @@ export class StompClient extends Emitter<ClientEvents> {
       return Promise.reject(new PerigeeError('CONNECTION_CLOSED', 'the client was disconnected'));
     }
     const waiting = new Promise<void>((resolve, reject) =>
-      this.connectWaiters.push({ resolve, reject }),
+      this.#connectWaiters.push({ resolve, reject }),
     );
-    if (this.state === 'idle') this.open();
+    if (this.state === 'idle') this.#open();
     return waiting;
+  }
+
+  /** Skips the backoff wait and reconnects now (browsers: on `online`, or a tab made visible). */
+  reconnectNow(): void {
+    if (this.state !== 'reconnecting' || this.#socket) return;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    this.#open();
+  }
+
+  /** Drops the current connection as if the network had failed; the client reconnects. */
+  dropConnection(reason = 'dropped on purpose'): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    socket.close();
+    this.#onSocketClosed(new PerigeeError('CONNECTION_CLOSED', reason));
   }
 
   publish(
@@ -238,21 +301,22 @@ export class StompClient extends Emitter<ClientEvents> {
   ): Promise<void> {
     const bytes = typeof body === 'string' ? encodeUtf8(body) : body;
     const headers: Header[] = [['destination', destination]];
-    if (options.headers)
+    if (options.headers) {
       for (const [name, value] of Object.entries(options.headers)) headers.push([name, value]);
+    }
     if (options.transaction) headers.push(['transaction', options.transaction.id]);
     headers.push(['content-length', String(bytes.length)]);
     const frame = createFrame('SEND', headers, bytes);
     try {
-      if (options.transaction) this.checkTransaction(options.transaction);
+      if (options.transaction) this.#checkTransaction(options.transaction);
       if (!options.receipt) {
-        this.transmit(frame);
+        this.#transmit(frame);
         return Promise.resolve();
       }
     } catch (error) {
       return Promise.reject(asPerigeeError(error));
     }
-    return this.withReceipt(frame, !options.transaction).then(() => undefined);
+    return this.#withReceipt(frame, !options.transaction).then(() => undefined);
   }
 
   subscribe(
@@ -260,10 +324,11 @@ export class StompClient extends Emitter<ClientEvents> {
     handler: (message: StompMessage) => void,
     options: SubscribeOptions = {},
   ): Subscription {
-    const id = `sub-${++this.counter}`;
+    const id = `sub-${++this.#counter}`;
     const headers: Header[] = [];
-    if (options.headers)
+    if (options.headers) {
       for (const [name, value] of Object.entries(options.headers)) headers.push([name, value]);
+    }
     const state: SubscriptionState = {
       id,
       destination,
@@ -272,33 +337,37 @@ export class StompClient extends Emitter<ClientEvents> {
       headers,
       onRecovery: options.onRecovery,
       position: options.since,
+      recovered: undefined,
       ready: deferred(),
     };
-    this.subscriptions.set(id, state);
+    this.#subscriptions.set(id, state);
     // Subscribed now if connected; otherwise on CONNECTED, with every other subscription.
-    if (this.state === 'connected') this.sendSubscribe(state);
-    else if (this.state === 'idle') this.open();
+    if (this.state === 'connected') this.#sendSubscribe(state, false);
+    else if (this.state === 'idle') this.#open();
     return {
       id,
       destination,
       ready: state.ready.promise,
-      unsubscribe: () => this.unsubscribe(id),
+      get recovered() {
+        return state.recovered;
+      },
+      unsubscribe: () => this.#unsubscribe(id),
     };
   }
 
   /** Starts a transaction; its sends and acks take effect at `commit`. */
   begin(): Transaction {
-    const id = `tx-${++this.counter}`;
-    this.transmit(createFrame('BEGIN', [['transaction', id]]));
-    const generation = this.generation;
+    const id = `tx-${++this.#counter}`;
+    this.#transmit(createFrame('BEGIN', [['transaction', id]]));
+    const generation = this.#generation;
     const end = (command: 'COMMIT' | 'ABORT'): Promise<void> => {
       try {
-        this.checkTransaction(transaction);
+        this.#checkTransaction(transaction);
       } catch (error) {
         return Promise.reject(asPerigeeError(error));
       }
-      this.transactions.delete(id);
-      return this.withReceipt(createFrame(command, [['transaction', id]]), false).then(
+      this.#transactions.delete(id);
+      return this.#withReceipt(createFrame(command, [['transaction', id]]), false).then(
         () => undefined,
       );
     };
@@ -309,7 +378,7 @@ export class StompClient extends Emitter<ClientEvents> {
       commit: () => end('COMMIT'),
       abort: () => end('ABORT'),
     };
-    this.transactions.set(id, generation);
+    this.#transactions.set(id, generation);
     return transaction;
   }
 
@@ -320,24 +389,25 @@ export class StompClient extends Emitter<ClientEvents> {
   async disconnect(): Promise<void> {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
-    this.stopReconnecting();
+    this.#stopReconnecting();
+    this.#disconnecting = true;
     if (wasConnected) {
       try {
-        await this.withReceipt(
+        await this.#withReceipt(
           createFrame('DISCONNECT'),
           false,
-          Math.min(this.receiptTimeout, 5000),
+          Math.min(this.#receiptTimeout, 5000),
         );
       } catch {
         // The connection is going away either way.
       }
     }
-    this.shutdown(new PerigeeError('CONNECTION_CLOSED', 'the client disconnected'));
+    this.#shutdown(new PerigeeError('CONNECTION_CLOSED', 'the client disconnected'));
   }
 
-  /** Throws unless `transaction` is open on the broker's side of the current connection. */
-  private checkTransaction(transaction: Transaction): void {
-    if (this.transactions.get(transaction.id) !== this.generation) {
+  /** Throws unless `transaction` is open on the broker's side of the current session. */
+  #checkTransaction(transaction: Transaction): void {
+    if (this.#transactions.get(transaction.id) !== this.#generation) {
       throw new PerigeeError(
         'CONNECTION_CLOSED',
         `transaction ${transaction.id} is over: it was committed, aborted or lost with its connection`,
@@ -345,38 +415,43 @@ export class StompClient extends Emitter<ClientEvents> {
     }
   }
 
-  private get receiptTimeout(): number {
-    return this.options.receiptTimeout ?? 30_000;
+  get #receiptTimeout(): number {
+    return this.#options.receiptTimeout ?? 30_000;
   }
 
-  private open(): void {
-    this.state = this.everConnected ? 'reconnecting' : 'connecting';
-    this.serverError = undefined;
+  #open(): void {
+    this.state = this.#everConnected ? 'reconnecting' : 'connecting';
+    this.#serverError = undefined;
     let socket: ClientSocket;
     try {
-      socket = this.options.socket();
+      socket = this.#options.socket();
     } catch (error) {
-      this.onSocketClosed(new PerigeeError('CONNECT_FAILED', describe(error), { cause: error }));
+      this.#onSocketClosed(new PerigeeError('CONNECT_FAILED', describe(error), { cause: error }));
       return;
     }
-    this.socket = socket;
-    const parser = new FrameParser((frame) => this.onFrame(frame), {
-      limits: this.options.limits,
+    this.#socket = socket;
+    const parser = new FrameParser((frame) => this.#onFrame(frame), {
+      limits: this.#options.limits,
       version: '1.2',
     });
-    this.parser = parser;
+    this.#parser = parser;
     socket.binaryType = 'arraybuffer';
     socket.onopen = () => {
-      if (this.socket !== socket) return;
-      this.sendConnect();
+      if (this.#socket !== socket) return;
+      this.#sendConnect(socket).catch((error: unknown) => {
+        if (this.#socket !== socket) return;
+        this.#serverError = asPerigeeError(error);
+        socket.close();
+        this.#onSocketClosed(this.#serverError);
+      });
     };
     socket.onmessage = (event) => {
-      if (this.socket !== socket) return;
-      this.lastReceivedAt = Date.now();
+      if (this.#socket !== socket) return;
+      this.#lastReceivedAt = Date.now();
       try {
         parser.push(toBytes(event.data));
       } catch (error) {
-        this.report(
+        this.#report(
           error instanceof PerigeeError
             ? error
             : new PerigeeError('MALFORMED_FRAME', describe(error)),
@@ -386,93 +461,158 @@ export class StompClient extends Emitter<ClientEvents> {
     };
     socket.onerror = () => {};
     socket.onclose = (event) => {
-      if (this.socket !== socket) return;
+      if (this.#socket !== socket) return;
       const reason =
-        this.serverError ??
+        this.#serverError ??
         new PerigeeError(
-          this.everConnected || this.state === 'connected' ? 'CONNECTION_CLOSED' : 'CONNECT_FAILED',
+          this.#everConnected || this.state === 'connected'
+            ? 'CONNECTION_CLOSED'
+            : 'CONNECT_FAILED',
           `the connection closed${event.code ? ` (code ${event.code}${event.reason ? `, ${event.reason}` : ''})` : ''}`,
         );
-      this.onSocketClosed(reason);
+      this.#onSocketClosed(reason);
     };
-    this.connectTimer = setTimeout(() => {
-      if (this.socket === socket && this.state !== 'connected') {
-        this.serverError = new PerigeeError(
-          'TIMEOUT',
-          `no CONNECTED within ${this.options.connectTimeout ?? 10_000} ms`,
-        );
+    const timeout = this.#options.connectTimeout ?? 10_000;
+    this.#connectTimer = setTimeout(() => {
+      if (this.#socket === socket && this.state !== 'connected') {
+        this.#serverError = new PerigeeError('TIMEOUT', `no CONNECTED within ${timeout} ms`);
         socket.close();
-        this.onSocketClosed(this.serverError);
+        this.#onSocketClosed(this.#serverError);
       }
-    }, this.options.connectTimeout ?? 10_000);
-    unref(this.connectTimer);
+    }, timeout);
+    unref(this.#connectTimer);
   }
 
-  private sendConnect(): void {
-    const [send, receive] = this.options.heartBeat ?? [10_000, 10_000];
+  async #sendConnect(socket: ClientSocket): Promise<void> {
+    const [send, receive] = this.#options.heartBeat ?? [10_000, 10_000];
     const headers: Header[] = [
       ['accept-version', ACCEPT_VERSION],
-      ['host', this.options.host ?? '/'],
+      ['host', this.#options.host ?? '/'],
       ['heart-beat', `${send},${receive}`],
     ];
-    if (this.options.login !== undefined) headers.push(['login', this.options.login]);
-    if (this.options.passcode !== undefined) headers.push(['passcode', this.options.passcode]);
-    for (const [name, value] of Object.entries(this.options.connectHeaders ?? {}))
-      headers.push([name, value]);
-    this.write(encodeFrame(createFrame('CONNECT', headers), '1.2'));
+    if (this.#options.login !== undefined) headers.push(['login', this.#options.login]);
+    if (this.#options.passcode !== undefined) headers.push(['passcode', this.#options.passcode]);
+    const source = this.#options.connectHeaders;
+    const extra = typeof source === 'function' ? await source() : source;
+    if (this.#socket !== socket) return;
+    for (const [name, value] of Object.entries(extra ?? {})) headers.push([name, value]);
+    if (this.#resumableSession !== undefined && this.#options.resume !== false) {
+      headers.push(['x-perigee-session', this.#resumableSession]);
+      headers.push(['x-perigee-last-seq', String(this.#lastSeq)]);
+    }
+    this.#connectSentAt = Date.now();
+    this.#write(encodeFrame(createFrame('CONNECT', headers), '1.2'));
   }
 
-  private onFrame(frame: Frame): void {
+  #onFrame(frame: Frame): void {
     switch (frame.command) {
       case 'CONNECTED':
-        this.onConnected(frame);
+        this.#onConnected(frame);
         break;
       case 'MESSAGE':
-        this.onMessage(frame);
+        this.#onMessage(frame);
         break;
       case 'RECEIPT':
-        this.onReceipt(frame);
+        this.#onReceipt(frame);
         break;
       case 'ERROR':
-        this.onError(frame);
+        this.#onError(frame);
         break;
       default:
-        this.report(new PerigeeError('UNKNOWN_COMMAND', `the server sent ${frame.command}`));
+        this.#report(new PerigeeError('UNKNOWN_COMMAND', `the server sent ${frame.command}`));
     }
   }
 
-  private onConnected(frame: Frame): void {
-    clearTimeout(this.connectTimer);
+  #onConnected(frame: Frame): void {
+    clearTimeout(this.#connectTimer);
     const version = getHeader(frame, 'version') ?? '1.0';
     this.version = version === '1.2' || version === '1.1' ? version : '1.0';
-    this.parser!.version = this.version;
-    this.sessionId = getHeader(frame, 'session');
+    this.#parser!.version = this.version;
+    const sessionId = getHeader(frame, 'session');
+    const resumedHeader = getHeader(frame, 'x-perigee-resumed');
+    const resumed = resumedHeader === 'true' && sessionId === this.#resumableSession;
+    this.sessionId = sessionId;
+    // Only a server that speaks of resuming can resume; for others, every reconnect is new.
+    this.#resumableSession = resumedHeader === undefined ? undefined : sessionId;
     this.server = getHeader(frame, 'server');
-    this.state = 'connected';
-    this.everConnected = true;
-    this.attempt = 0;
-    this.startHeartBeats(frame);
-    // Resubscribe and resend before anything queued, so that the broker sees them in order.
-    for (const subscription of this.subscriptions.values()) this.sendSubscribe(subscription);
-    for (const pending of this.receipts.values()) {
-      if (pending.resend && pending.inFlight) this.write(encodeFrame(pending.resend, this.version));
+    const serverTime = Number(getHeader(frame, 'x-perigee-time'));
+    if (Number.isFinite(serverTime) && serverTime > 0) {
+      // Half the round trip is the usual estimate of when the server stamped its clock.
+      const now = Date.now();
+      this.serverTimeOffset = serverTime - (this.#connectSentAt + now) / 2;
     }
-    const queued = this.queued;
-    this.queued = [];
-    this.queuedBytes = 0;
+    this.state = 'connected';
+    const firstConnect = !this.#everConnected;
+    this.#everConnected = true;
+    this.#attempt = 0;
+    this.#startHeartBeats(frame);
+    if (resumed) this.#afterResume();
+    else this.#afterNewSession(firstConnect);
+    const queued = this.#queued;
+    this.#queued = [];
+    this.#queuedBytes = 0;
     for (const entry of queued) {
-      this.write(encodeFrame(entry.frame, this.version));
+      this.#write(encodeFrame(entry.frame, this.version));
       if (entry.receipt) entry.receipt.inFlight = true;
     }
-    const waiters = this.connectWaiters;
-    this.connectWaiters = [];
+    const waiters = this.#connectWaiters;
+    this.#connectWaiters = [];
     for (const waiter of waiters) waiter.resolve();
-    this.emit('connect', headerRecord(frame.headers));
+    this.emit('connect', { headers: headerRecord(frame.headers), resumed });
   }
 
-  private onMessage(frame: Frame): void {
+  /**
+   * The server kept the session: subscriptions stand and the missed MESSAGEs are being replayed.
+   * Frames whose receipt never came are sent again; the gateway recognises their receipt ids
+   * and answers instead of applying them twice.
+   */
+  #afterResume(): void {
+    for (const pending of this.#receipts.values()) {
+      if (pending.inFlight) this.#write(encodeFrame(pending.frame, this.version));
+    }
+    for (const subscription of this.#subscriptions.values()) {
+      if (!subscription.ready.settled) continue;
+      subscription.recovered = true;
+      subscription.onRecovery?.(true);
+    }
+  }
+
+  /** A new server session: nothing of the old one survives on the server's side. */
+  #afterNewSession(firstConnect: boolean): void {
+    this.#lastSeq = 0;
+    if (!firstConnect) {
+      this.#generation++;
+      for (const [id, pending] of this.#receipts) {
+        if (!pending.inFlight) continue;
+        if (pending.isPublish) {
+          this.#write(encodeFrame(pending.frame, this.version));
+        } else {
+          this.#receipts.delete(id);
+          clearTimeout(pending.timer);
+          pending.reject(
+            new PerigeeError(
+              'CONNECTION_CLOSED',
+              `the connection was lost before the RECEIPT for ${pending.frame.command}`,
+            ),
+          );
+        }
+      }
+    }
+    for (const subscription of this.#subscriptions.values())
+      this.#sendSubscribe(subscription, !firstConnect);
+  }
+
+  #onMessage(frame: Frame): void {
+    const seqText = getHeader(frame, 'x-perigee-seq');
+    if (seqText !== undefined) {
+      const seq = Number(seqText);
+      // A resumed session replays from our last sequence; anything at or before it is a
+      // duplicate (DESIGN.md §5: "the client de-duplicates by sequence and offset").
+      if (seq <= this.#lastSeq) return;
+      this.#lastSeq = seq;
+    }
     const subscriptionId = getHeader(frame, 'subscription') ?? '';
-    const subscription = this.subscriptions.get(subscriptionId);
+    const subscription = this.#subscriptions.get(subscriptionId);
     if (!subscription) return; // a late message for a subscription already cancelled
     const epoch = getHeader(frame, 'x-perigee-epoch');
     const offsetText = getHeader(frame, 'x-perigee-offset');
@@ -483,15 +623,13 @@ export class StompClient extends Emitter<ClientEvents> {
     ) {
       const offset = Number(offsetText);
       const last = subscription.position;
-      // After a resume the broker replays from the last offset seen; anything at or before it is
-      // a duplicate (DESIGN.md §5: "the client de-duplicates by sequence and offset").
       if (last && last.epoch === epoch && offset <= last.offset) return;
       subscription.position = { epoch, offset };
     }
-    subscription.handler(this.toMessage(frame, subscription));
+    subscription.handler(this.#toMessage(frame, subscription));
   }
 
-  private toMessage(frame: Frame, subscription: SubscriptionState): StompMessage {
+  #toMessage(frame: Frame, subscription: SubscriptionState): StompMessage {
     const headers = headerRecord(frame.headers);
     let text: string | undefined;
     const settle = (command: 'ACK' | 'NACK', transaction?: Transaction): void => {
@@ -506,8 +644,9 @@ export class StompClient extends Emitter<ClientEvents> {
       if (transaction) ackHeaders.push(['transaction', transaction.id]);
       // An ACK for a message from a lost connection means nothing to the new one: the broker
       // redelivers unacknowledged messages by itself.
-      if (this.state === 'connected')
-        this.write(encodeFrame(createFrame(command, ackHeaders), this.version));
+      if (this.state === 'connected') {
+        this.#write(encodeFrame(createFrame(command, ackHeaders), this.version));
+      }
     };
     return {
       destination: headers.destination ?? subscription.destination,
@@ -528,39 +667,51 @@ export class StompClient extends Emitter<ClientEvents> {
     };
   }
 
-  private onReceipt(frame: Frame): void {
+  #onReceipt(frame: Frame): void {
     const id = getHeader(frame, 'receipt-id');
     if (id === undefined) return;
-    const pending = this.receipts.get(id);
+    const pending = this.#receipts.get(id);
     if (!pending) return;
-    this.receipts.delete(id);
+    this.#receipts.delete(id);
     clearTimeout(pending.timer);
     pending.resolve(frame);
   }
 
-  private onError(frame: Frame): void {
+  #onError(frame: Frame): void {
     const message = getHeader(frame, 'message') ?? 'no message header';
     const bodyText = frame.body.length > 0 ? safeText(frame.body).trim() : '';
-    const error = new PerigeeError(
-      'SERVER_ERROR',
-      bodyText && !message.includes(bodyText) ? `${message} (${bodyText.slice(0, 200)})` : message,
-    );
-    this.serverError = error;
+    // Perigee names its error codes; those a client acts on keep their code (and retry advice).
+    const named = getHeader(frame, 'x-perigee-code');
+    const code: ErrorCode =
+      named === 'SHUTTING_DOWN' ||
+      named === 'UNAUTHENTICATED' ||
+      named === 'FORBIDDEN' ||
+      named === 'SLOW_CONSUMER'
+        ? named
+        : 'SERVER_ERROR';
+    const prefix = `${errorTable[code].message}: `;
+    const detail = message.startsWith(prefix) ? message.slice(prefix.length) : message;
+    // The body may repeat the message; keep only what it adds.
+    const extra = bodyText.replace(message, '').trim().slice(0, 200);
+    const error = new PerigeeError(code, extra ? `${detail} ${extra}` : detail);
+    this.#serverError = error;
+    // An ERROR ends the server session (STOMP 1.2 §ERROR): there is nothing left to resume.
+    this.#resumableSession = undefined;
     const receiptId = getHeader(frame, 'receipt-id');
-    const pending = receiptId === undefined ? undefined : this.receipts.get(receiptId);
+    const pending = receiptId === undefined ? undefined : this.#receipts.get(receiptId);
     if (pending) {
-      this.receipts.delete(receiptId!);
+      this.#receipts.delete(receiptId!);
       clearTimeout(pending.timer);
       pending.reject(error);
     }
-    this.report(error);
+    this.#report(error);
   }
 
-  private report(error: PerigeeError): void {
+  #report(error: PerigeeError): void {
     this.emit('error', error);
   }
 
-  private sendSubscribe(subscription: SubscriptionState): void {
+  #sendSubscribe(subscription: SubscriptionState, afterReconnect: boolean): void {
     const headers: Header[] = [
       ['id', subscription.id],
       ['destination', subscription.destination],
@@ -570,13 +721,29 @@ export class StompClient extends Emitter<ClientEvents> {
     const since = subscription.position;
     if (since) headers.push(['x-perigee-since', `${since.epoch}:${since.offset}`]);
     const ready = subscription.ready;
-    this.withReceipt(createFrame('SUBSCRIBE', headers), false).then(
+    this.#withReceipt(createFrame('SUBSCRIBE', headers), false).then(
       (receipt) => {
         const recoveredHeader = getHeader(receipt, 'x-perigee-recovered');
         let recovered: boolean | undefined;
-        if (recoveredHeader !== undefined) {
-          recovered = recoveredHeader === 'true';
-          if (!recovered) subscription.position = undefined;
+        if (recoveredHeader !== undefined) recovered = recoveredHeader === 'true';
+        const position = parsePosition(getHeader(receipt, 'x-perigee-position'));
+        if (recovered === false) subscription.position = undefined;
+        if (
+          position &&
+          (!subscription.position ||
+            subscription.position.epoch !== position.epoch ||
+            subscription.position.offset < position.offset)
+        ) {
+          subscription.position = position;
+        }
+        if (afterReconnect) {
+          // Without a position to resume from, nobody can say what was missed, except on a queue,
+          // where messages wait for their consumer.
+          const answer = recovered ?? subscription.destination.startsWith('/queue/');
+          subscription.recovered = answer;
+          subscription.onRecovery?.(answer);
+        } else if (recovered !== undefined) {
+          subscription.recovered = recovered;
           subscription.onRecovery?.(recovered);
         }
         if (!ready.settled) ready.resolve(recovered === undefined ? {} : { recovered });
@@ -585,78 +752,79 @@ export class StompClient extends Emitter<ClientEvents> {
         // A lost connection resubscribes on the next CONNECTED; anything else is final.
         if (this.state !== 'closed' && error.retryable && error.code !== 'SERVER_ERROR') return;
         if (!ready.settled) ready.reject(error);
-        else this.report(error);
+        else this.#report(error);
       },
     );
   }
 
-  private async unsubscribe(id: string): Promise<void> {
-    if (!this.subscriptions.delete(id)) return;
-    if (this.state !== 'connected') return; // nothing to undo on the broker: it is resubscribed on connect only
-    await this.withReceipt(createFrame('UNSUBSCRIBE', [['id', id]]), false);
+  async #unsubscribe(id: string): Promise<void> {
+    if (!this.#subscriptions.delete(id)) return;
+    if (this.state === 'closed') return;
+    if (this.state !== 'connected' && this.#resumableSession === undefined) return;
+    // While reconnecting to a resumable session the UNSUBSCRIBE waits for CONNECTED: the server
+    // still holds the subscription.
+    await this.#withReceipt(createFrame('UNSUBSCRIBE', [['id', id]]), false);
   }
 
   /** Sends `frame` with a receipt header and resolves with the RECEIPT. */
-  private withReceipt(
-    frame: Frame,
-    resend: boolean,
-    timeout = this.receiptTimeout,
-  ): Promise<Frame> {
+  #withReceipt(frame: Frame, isPublish: boolean, timeout = this.#receiptTimeout): Promise<Frame> {
     if (this.state === 'closed') {
       return Promise.reject(new PerigeeError('CONNECTION_CLOSED', 'the client was disconnected'));
     }
-    const id = `r-${++this.counter}`;
+    const id = `r-${++this.#counter}`;
     const framed = withReceiptHeader(frame, id);
     return new Promise<Frame>((resolve, reject) => {
       const pending: PendingReceipt = {
         resolve,
         reject,
         timer: undefined,
-        resend: resend ? framed : undefined,
+        frame: framed,
+        isPublish,
         inFlight: false,
       };
       try {
-        this.transmit(framed, pending);
+        this.#transmit(framed, pending);
       } catch (error) {
         reject(asPerigeeError(error));
         return;
       }
       pending.timer = setTimeout(() => {
-        this.receipts.delete(id);
+        this.#receipts.delete(id);
         reject(new PerigeeError('TIMEOUT', `no RECEIPT for ${frame.command} within ${timeout} ms`));
       }, timeout);
       unref(pending.timer);
-      this.receipts.set(id, pending);
+      this.#receipts.set(id, pending);
     });
   }
 
   /** Sends now if connected, or queues (bounded) until the next CONNECTED. */
-  private transmit(frame: Frame, receipt?: PendingReceipt): void {
-    if (this.state === 'closed')
+  #transmit(frame: Frame, receipt?: PendingReceipt): void {
+    if (this.state === 'closed') {
       throw new PerigeeError('CONNECTION_CLOSED', 'the client was disconnected');
+    }
     if (this.state === 'connected') {
-      this.write(encodeFrame(frame, this.version));
+      this.#write(encodeFrame(frame, this.version));
       if (receipt) receipt.inFlight = true;
       return;
     }
-    const limit = this.options.maxQueuedBytes ?? 1_048_576;
+    const limit = this.#options.maxQueuedBytes ?? 1_048_576;
     const size = frame.body.length + 64 * (frame.headers.length + 1);
-    if (this.queuedBytes + size > limit) {
+    if (this.#queuedBytes + size > limit) {
       throw new PerigeeError('LIMIT_EXCEEDED', `more than ${limit} bytes wait for the connection`);
     }
-    this.queued.push({ frame, receipt });
-    this.queuedBytes += size;
-    if (this.state === 'idle') this.open();
+    this.#queued.push({ frame, receipt });
+    this.#queuedBytes += size;
+    if (this.state === 'idle') this.#open();
   }
 
-  private write(bytes: Uint8Array): void {
-    this.lastSentAt = Date.now();
-    this.socket?.send(bytes);
+  #write(bytes: Uint8Array): void {
+    this.#lastSentAt = Date.now();
+    this.#socket?.send(bytes);
   }
 
-  private startHeartBeats(connected: Frame): void {
-    this.stopHeartBeats();
-    const local = this.options.heartBeat ?? [10_000, 10_000];
+  #startHeartBeats(connected: Frame): void {
+    this.#stopHeartBeats();
+    const local = this.#options.heartBeat ?? [10_000, 10_000];
     let remote: HeartBeat;
     try {
       remote = parseHeartBeat(getHeader(connected, 'heart-beat'));
@@ -667,97 +835,113 @@ export class StompClient extends Emitter<ClientEvents> {
     if (outgoing === 0 && incoming === 0) return;
     const deadline = incoming === 0 ? 0 : heartBeatDeadline(incoming);
     const tick = Math.min(outgoing || Infinity, incoming || Infinity);
-    this.lastReceivedAt = Date.now();
+    this.#lastReceivedAt = Date.now();
     const eol = encodeUtf8('\n');
-    this.heartBeatTimer = setInterval(
+    this.#heartBeatTimer = setInterval(
       () => {
         const now = Date.now();
-        if (deadline !== 0 && now - this.lastReceivedAt > deadline) {
-          this.serverError = new PerigeeError(
+        if (deadline !== 0 && now - this.#lastReceivedAt > deadline) {
+          this.#serverError = new PerigeeError(
             'HEARTBEAT_TIMEOUT',
-            `nothing from the server for ${now - this.lastReceivedAt} ms`,
+            `nothing from the server for ${now - this.#lastReceivedAt} ms`,
           );
-          const socket = this.socket;
+          const socket = this.#socket;
           socket?.close();
-          this.onSocketClosed(this.serverError);
+          this.#onSocketClosed(this.#serverError);
           return;
         }
-        if (outgoing !== 0 && now - this.lastSentAt >= outgoing * 0.8) this.write(eol);
+        if (outgoing !== 0 && now - this.#lastSentAt >= outgoing * 0.8) this.#write(eol);
       },
       Math.max(50, Math.floor(tick / 2)),
     );
-    unref(this.heartBeatTimer);
+    unref(this.#heartBeatTimer);
   }
 
-  private stopHeartBeats(): void {
-    if (this.heartBeatTimer !== undefined) clearInterval(this.heartBeatTimer);
-    this.heartBeatTimer = undefined;
+  #stopHeartBeats(): void {
+    if (this.#heartBeatTimer !== undefined) clearInterval(this.#heartBeatTimer);
+    this.#heartBeatTimer = undefined;
   }
 
-  private onSocketClosed(reason: PerigeeError): void {
-    if (this.socket) {
-      this.socket.onopen = this.socket.onmessage = this.socket.onclose = null;
+  #onSocketClosed(reason: PerigeeError): void {
+    if (this.#socket) {
+      this.#socket.onopen = this.#socket.onmessage = this.#socket.onclose = null;
     }
-    this.socket = undefined;
-    this.parser = undefined;
-    clearTimeout(this.connectTimer);
-    this.stopHeartBeats();
+    this.#socket = undefined;
+    this.#parser = undefined;
+    clearTimeout(this.#connectTimer);
+    this.#stopHeartBeats();
     if (this.state === 'closed') return;
-    const wasConnected = this.state === 'connected';
-    if (wasConnected) this.generation++;
-    // Receipts for frames that went out on this connection cannot come any more, except for
-    // publishes, which are resent. Frames still queued keep waiting for the next connection.
-    for (const [id, pending] of this.receipts) {
-      if (pending.resend || !pending.inFlight) continue;
-      this.receipts.delete(id);
-      clearTimeout(pending.timer);
-      pending.reject(reason);
-    }
-    if (wasConnected) this.emit('disconnect', reason);
-    if (!this.everConnected || !this.reconnectOptions) {
-      this.shutdown(reason);
+    if (this.#disconnecting) {
+      this.#shutdown(new PerigeeError('CONNECTION_CLOSED', 'the client disconnected'));
       return;
     }
-    const { initialDelay, maxDelay, factor } = this.reconnectOptions;
-    const ceiling = Math.min(maxDelay, initialDelay * factor ** this.attempt);
-    // "Equal jitter": at least half the backoff, so a crowd of clients does not come back at once.
-    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-    this.attempt++;
+    const wasConnected = this.state === 'connected';
+    if (this.#resumableSession === undefined) {
+      // Nothing can be resumed: receipts for frames that went out on this connection cannot come
+      // any more, except for publishes, which are resent. Queued frames wait for the next one.
+      if (wasConnected) this.#generation++;
+      for (const [id, pending] of this.#receipts) {
+        if (pending.isPublish || !pending.inFlight) continue;
+        this.#receipts.delete(id);
+        clearTimeout(pending.timer);
+        pending.reject(reason);
+      }
+    }
+    if (wasConnected) this.emit('disconnect', reason);
+    const mayRetry = this.#everConnected || this.#options.retryFirstConnect === true;
+    if (!mayRetry || !this.#reconnectOptions) {
+      this.#shutdown(reason);
+      return;
+    }
+    const override = this.#options.nextDelay?.(this.#attempt, reason, wasConnected);
+    let delay: number;
+    if (override !== undefined) {
+      delay = override;
+    } else {
+      const { initialDelay, maxDelay, factor } = this.#reconnectOptions;
+      const ceiling = Math.min(maxDelay, initialDelay * factor ** this.#attempt);
+      // "Equal jitter": at least half the backoff, so a crowd of clients does not come back at once.
+      delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+      this.#attempt++;
+    }
     this.state = 'reconnecting';
-    this.emit('reconnecting', this.attempt, delay);
-    this.reconnectTimer = setTimeout(() => this.open(), delay);
+    this.emit('reconnecting', this.#attempt, delay, reason);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#open();
+    }, delay);
   }
 
-  private stopReconnecting(): void {
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
+  #stopReconnecting(): void {
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
   }
 
-  private shutdown(reason: PerigeeError): void {
+  #shutdown(reason: PerigeeError): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.stopReconnecting();
-    this.stopHeartBeats();
-    clearTimeout(this.connectTimer);
-    const socket = this.socket;
-    this.socket = undefined;
+    this.#stopReconnecting();
+    this.#stopHeartBeats();
+    clearTimeout(this.#connectTimer);
+    const socket = this.#socket;
+    this.#socket = undefined;
     if (socket) {
       socket.onopen = socket.onmessage = socket.onclose = null;
       socket.close();
     }
-    for (const pending of this.receipts.values()) {
+    for (const pending of this.#receipts.values()) {
       clearTimeout(pending.timer);
       pending.reject(reason);
     }
-    this.receipts.clear();
-    this.queued = [];
-    this.queuedBytes = 0;
-    this.transactions.clear();
-    for (const subscription of this.subscriptions.values()) {
+    this.#receipts.clear();
+    this.#queued = [];
+    this.#queuedBytes = 0;
+    this.#transactions.clear();
+    for (const subscription of this.#subscriptions.values()) {
       if (!subscription.ready.settled) subscription.ready.reject(reason);
     }
-    const waiters = this.connectWaiters;
-    this.connectWaiters = [];
+    const waiters = this.#connectWaiters;
+    this.#connectWaiters = [];
     for (const waiter of waiters) waiter.reject(reason);
   }
 }
@@ -786,8 +970,21 @@ function deferred<T>(): Deferred<T> {
   return result;
 }
 
+function parsePosition(value: string | undefined): { epoch: string; offset: number } | undefined {
+  if (value === undefined) return undefined;
+  const colon = value.lastIndexOf(':');
+  const offset = Number(value.slice(colon + 1));
+  return colon > 0 && Number.isSafeInteger(offset)
+    ? { epoch: value.slice(0, colon), offset }
+    : undefined;
+}
+
 function withReceiptHeader(frame: Frame, id: string): Frame {
-  return { command: frame.command, headers: [...frame.headers, ['receipt', id]], body: frame.body };
+  return {
+    command: frame.command,
+    headers: [...frame.headers, ['receipt', id]],
+    body: frame.body,
+  };
 }
 
 function headerRecord(headers: readonly Header[]): Record<string, string> {
@@ -800,18 +997,6 @@ function toBytes(data: unknown): Uint8Array {
   if (data instanceof Uint8Array) return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (typeof data === 'string') return encodeUtf8(data);
-  if (Array.isArray(data)) {
-    // ws delivers fragmented messages as Buffer[] when binaryType is 'fragments'.
-    const parts = data as Uint8Array[];
-    const total = parts.reduce((sum, part) => sum + part.length, 0);
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (const part of parts) {
-      out.set(part, offset);
-      offset += part.length;
-    }
-    return out;
-  }
   throw new PerigeeError(
     'MALFORMED_FRAME',
     'the socket delivered data that is neither text nor bytes',

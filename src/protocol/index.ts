@@ -13,13 +13,20 @@ export {
   type StompVersion,
 } from './frame.js';
 export { escapeHeader, unescapeHeader } from './escape.js';
+export { errorFrame, negotiateVersion } from './negotiate.js';
 export {
   DEFAULT_PARSER_LIMITS,
   FrameParser,
   type FrameParserOptions,
   type ParserLimits,
 } from './parser.js';
-export { encodeFrame, encodeHeaderLines, MessageDelivery, SharedMessage } from './serializer.js';
+export {
+  encodeFrame,
+  encodeFrameText,
+  encodeHeaderLines,
+  type PreEncodedFrame,
+} from './serializer.js';
+export { MessageDelivery, SharedMessage } from './message-delivery.js';
 export {
   heartBeatDeadline,
   negotiateHeartBeat,

@@ -63,30 +63,30 @@ export class FrameParser {
   version: StompVersion;
   readonly limits: Readonly<ParserLimits>;
 
-  private readonly onFrame: (frame: Frame) => void;
-  private readonly onHeartBeat: (() => void) | undefined;
-  private state = State.Command;
-  private stopped = false;
-  private failure: PerigeeError | undefined;
+  readonly #onFrame: (frame: Frame) => void;
+  readonly #onHeartBeat: (() => void) | undefined;
+  #state = State.Command;
+  #stopped = false;
+  #failure: PerigeeError | undefined;
 
   /** Pieces of a line that spans chunks, and their total length. */
-  private lineParts: Uint8Array[] = [];
-  private lineLength = 0;
+  #lineParts: Uint8Array[] = [];
+  #lineLength = 0;
   /** Bytes of the current frame so far, EOLs included. */
-  private frameBytes = 0;
+  #frameBytes = 0;
 
-  private command = '';
-  private headers: Header[] = [];
-  private unescape = false;
-  private contentLength = -1;
-  private sizedBody: Uint8Array | undefined;
-  private sizedBodyFilled = 0;
-  private openBodyParts: Uint8Array[] = [];
-  private openBodyLength = 0;
+  #command = '';
+  #headers: Header[] = [];
+  #unescape = false;
+  #contentLength = -1;
+  #sizedBody: Uint8Array | undefined;
+  #sizedBodyFilled = 0;
+  #openBodyParts: Uint8Array[] = [];
+  #openBodyLength = 0;
 
   constructor(onFrame: (frame: Frame) => void, options: FrameParserOptions = {}) {
-    this.onFrame = onFrame;
-    this.onHeartBeat = options.onHeartBeat;
+    this.#onFrame = onFrame;
+    this.#onHeartBeat = options.onHeartBeat;
     this.version = options.version ?? '1.2';
     this.limits = { ...DEFAULT_PARSER_LIMITS, ...options.limits };
   }
@@ -96,16 +96,16 @@ export class FrameParser {
    * ignored. For a consumer that closes the connection from inside `onFrame`.
    */
   stop(): void {
-    this.stopped = true;
+    this.#stopped = true;
   }
 
   push(chunk: Uint8Array): void {
-    if (this.failure) throw this.failure;
+    if (this.#failure) throw this.#failure;
     try {
-      this.consume(chunk);
+      this.#consume(chunk);
     } catch (error) {
       if (error instanceof PerigeeError) {
-        this.fail(error);
+        this.#fail(error);
       }
       throw error;
     }
@@ -113,33 +113,33 @@ export class FrameParser {
 
   /** Whether the parser holds part of a frame (bytes that are not yet a whole frame). */
   get midFrame(): boolean {
-    return this.state !== State.Command || this.lineLength > 0;
+    return this.#state !== State.Command || this.#lineLength > 0;
   }
 
-  private fail(error: PerigeeError): void {
-    this.failure = error;
-    this.state = State.Failed;
-    this.lineParts = [];
-    this.openBodyParts = [];
-    this.sizedBody = undefined;
+  #fail(error: PerigeeError): void {
+    this.#failure = error;
+    this.#state = State.Failed;
+    this.#lineParts = [];
+    this.#openBodyParts = [];
+    this.#sizedBody = undefined;
   }
 
-  private consume(chunk: Uint8Array): void {
+  #consume(chunk: Uint8Array): void {
     const length = chunk.length;
     let i = 0;
-    while (i < length && !this.stopped) {
-      switch (this.state) {
+    while (i < length && !this.#stopped) {
+      switch (this.#state) {
         case State.Command:
         case State.Headers:
-          i = this.consumeLine(chunk, i);
+          i = this.#consumeLine(chunk, i);
           break;
         case State.SizedBody: {
-          const body = this.sizedBody!;
-          const take = Math.min(body.length - this.sizedBodyFilled, length - i);
-          body.set(chunk.subarray(i, i + take), this.sizedBodyFilled);
-          this.sizedBodyFilled += take;
+          const body = this.#sizedBody!;
+          const take = Math.min(body.length - this.#sizedBodyFilled, length - i);
+          body.set(chunk.subarray(i, i + take), this.#sizedBodyFilled);
+          this.#sizedBodyFilled += take;
           i += take;
-          if (this.sizedBodyFilled === body.length) this.state = State.FrameEnd;
+          if (this.#sizedBodyFilled === body.length) this.#state = State.FrameEnd;
           break;
         }
         case State.FrameEnd:
@@ -147,45 +147,45 @@ export class FrameParser {
           if (chunk[i] !== NUL) {
             throw new PerigeeError(
               'CONTENT_LENGTH_MISMATCH',
-              `no NUL after the ${this.contentLength}-byte body that content-length announced`,
+              `no NUL after the ${this.#contentLength}-byte body that content-length announced`,
             );
           }
           i++;
-          this.emit(this.sizedBody!);
+          this.#emit(this.#sizedBody!);
           break;
         case State.OpenBody: {
           const nul = chunk.indexOf(NUL, i);
           const end = nul === -1 ? length : nul;
-          this.checkBodySize(this.openBodyLength + (end - i));
+          this.#checkBodySize(this.#openBodyLength + (end - i));
           if (end > i) {
-            this.openBodyParts.push(chunk.slice(i, end));
-            this.openBodyLength += end - i;
+            this.#openBodyParts.push(chunk.slice(i, end));
+            this.#openBodyLength += end - i;
           }
           if (nul === -1) {
             i = length;
           } else {
             i = nul + 1;
-            const body = concatBytes(this.openBodyParts, this.openBodyLength);
-            this.openBodyParts = [];
-            this.openBodyLength = 0;
-            this.emit(body);
+            const body = concatBytes(this.#openBodyParts, this.#openBodyLength);
+            this.#openBodyParts = [];
+            this.#openBodyLength = 0;
+            this.#emit(body);
           }
           break;
         }
         case State.Failed:
-          throw this.failure!;
+          throw this.#failure!;
       }
     }
   }
 
-  private checkBodySize(bodyLength: number): void {
+  #checkBodySize(bodyLength: number): void {
     if (bodyLength > this.limits.maxBodyBytes) {
       throw new PerigeeError(
         'BODY_TOO_LARGE',
         `the body exceeds ${this.limits.maxBodyBytes} bytes`,
       );
     }
-    if (this.frameBytes + bodyLength > this.limits.maxFrameBytes) {
+    if (this.#frameBytes + bodyLength > this.limits.maxFrameBytes) {
       throw new PerigeeError(
         'FRAME_TOO_LARGE',
         `the frame exceeds ${this.limits.maxFrameBytes} bytes`,
@@ -194,19 +194,19 @@ export class FrameParser {
   }
 
   /** Reads up to one line; returns the index after what it consumed. */
-  private consumeLine(chunk: Uint8Array, start: number): number {
+  #consumeLine(chunk: Uint8Array, start: number): number {
     const lf = chunk.indexOf(LF, start);
     const end = lf === -1 ? chunk.length : lf;
     const added = end - start;
-    const lineLength = this.lineLength + added;
+    const lineLength = this.#lineLength + added;
     // The limit excludes the EOL; allow one byte more for the CR of a CRLF.
     if (lineLength > this.limits.maxHeaderLineBytes + 1) {
       throw new PerigeeError(
         'HEADER_TOO_LONG',
-        `a ${this.state === State.Command ? 'command' : 'header'} line exceeds ${this.limits.maxHeaderLineBytes} bytes`,
+        `a ${this.#state === State.Command ? 'command' : 'header'} line exceeds ${this.limits.maxHeaderLineBytes} bytes`,
       );
     }
-    if (this.frameBytes + added > this.limits.maxFrameBytes) {
+    if (this.#frameBytes + added > this.limits.maxFrameBytes) {
       throw new PerigeeError(
         'FRAME_TOO_LARGE',
         `the frame exceeds ${this.limits.maxFrameBytes} bytes`,
@@ -214,35 +214,35 @@ export class FrameParser {
     }
     if (lf === -1) {
       if (added > 0) {
-        this.lineParts.push(chunk.slice(start, end));
-        this.lineLength = lineLength;
-        this.frameBytes += added;
+        this.#lineParts.push(chunk.slice(start, end));
+        this.#lineLength = lineLength;
+        this.#frameBytes += added;
       }
       return end;
     }
     let line: Uint8Array;
-    if (this.lineParts.length === 0) {
+    if (this.#lineParts.length === 0) {
       line = chunk.subarray(start, end);
     } else {
-      this.lineParts.push(chunk.subarray(start, end));
-      line = concatBytes(this.lineParts, lineLength);
-      this.lineParts = [];
+      this.#lineParts.push(chunk.subarray(start, end));
+      line = concatBytes(this.#lineParts, lineLength);
+      this.#lineParts = [];
     }
-    this.lineLength = 0;
-    this.frameBytes += added + 1;
+    this.#lineLength = 0;
+    this.#frameBytes += added + 1;
     // STOMP 1.2: an EOL is an optional CR followed by a required LF.
     const contentEnd =
       line.length > 0 && line[line.length - 1] === CR ? line.length - 1 : line.length;
-    if (this.state === State.Command) this.commandLine(line, contentEnd);
-    else this.headerLine(line, contentEnd);
+    if (this.#state === State.Command) this.#commandLine(line, contentEnd);
+    else this.#headerLine(line, contentEnd);
     return lf + 1;
   }
 
-  private commandLine(line: Uint8Array, end: number): void {
+  #commandLine(line: Uint8Array, end: number): void {
     if (end === 0) {
       // STOMP 1.2 §Heart-beating: EOLs between frames are heart-beats.
-      this.frameBytes = 0;
-      this.onHeartBeat?.();
+      this.#frameBytes = 0;
+      this.#onHeartBeat?.();
       return;
     }
     let command = '';
@@ -254,22 +254,22 @@ export class FrameParser {
       }
       command += String.fromCharCode(byte);
     }
-    this.command = command;
-    this.headers = [];
-    this.contentLength = -1;
-    this.unescape = headersAreEscaped(command, this.version);
-    this.state = State.Headers;
+    this.#command = command;
+    this.#headers = [];
+    this.#contentLength = -1;
+    this.#unescape = headersAreEscaped(command, this.version);
+    this.#state = State.Headers;
   }
 
-  private headerLine(line: Uint8Array, end: number): void {
+  #headerLine(line: Uint8Array, end: number): void {
     if (end === 0) {
-      this.startBody();
+      this.#startBody();
       return;
     }
-    if (this.headers.length >= this.limits.maxHeaders) {
+    if (this.#headers.length >= this.limits.maxHeaders) {
       throw new PerigeeError(
         'TOO_MANY_HEADERS',
-        `a ${this.command} frame has more than ${this.limits.maxHeaders} headers`,
+        `a ${this.#command} frame has more than ${this.limits.maxHeaders} headers`,
       );
     }
     const colon = line.indexOf(COLON);
@@ -278,26 +278,29 @@ export class FrameParser {
       throw new PerigeeError(
         'MALFORMED_FRAME',
         nul !== -1 && nul < end
-          ? `${this.command} frame: NUL inside the headers (is the blank line after the headers missing?)`
-          : `${this.command} frame: header line without ':'`,
+          ? `${this.#command} frame: NUL inside the headers (is the blank line after the headers missing?)`
+          : `${this.#command} frame: header line without ':'`,
       );
     }
     if (colon === 0) {
-      throw new PerigeeError('MALFORMED_FRAME', `${this.command} frame: header with an empty name`);
+      throw new PerigeeError(
+        'MALFORMED_FRAME',
+        `${this.#command} frame: header with an empty name`,
+      );
     }
     let name = decodeUtf8(line, 0, colon);
     let value = decodeUtf8(line, colon + 1, end);
-    if (this.unescape) {
+    if (this.#unescape) {
       name = unescapeHeader(name, this.version);
       value = unescapeHeader(value, this.version);
     }
-    if (name === 'content-length' && this.contentLength === -1) {
-      this.contentLength = this.parseContentLength(value);
+    if (name === 'content-length' && this.#contentLength === -1) {
+      this.#contentLength = this.#parseContentLength(value);
     }
-    this.headers.push([name, value]);
+    this.#headers.push([name, value]);
   }
 
-  private parseContentLength(value: string): number {
+  #parseContentLength(value: string): number {
     // STOMP 1.2: "octet count for the length of the message body", a non-negative integer.
     if (!/^\d{1,10}$/.test(value)) {
       throw new PerigeeError(
@@ -306,30 +309,30 @@ export class FrameParser {
       );
     }
     const length = Number(value);
-    this.checkBodySize(length);
+    this.#checkBodySize(length);
     return length;
   }
 
-  private startBody(): void {
-    if (this.contentLength === -1) {
-      this.state = State.OpenBody;
-    } else if (this.contentLength === 0) {
-      this.sizedBody = new Uint8Array(0);
-      this.state = State.FrameEnd;
+  #startBody(): void {
+    if (this.#contentLength === -1) {
+      this.#state = State.OpenBody;
+    } else if (this.#contentLength === 0) {
+      this.#sizedBody = new Uint8Array(0);
+      this.#state = State.FrameEnd;
     } else {
-      this.sizedBody = new Uint8Array(this.contentLength);
-      this.sizedBodyFilled = 0;
-      this.state = State.SizedBody;
+      this.#sizedBody = new Uint8Array(this.#contentLength);
+      this.#sizedBodyFilled = 0;
+      this.#state = State.SizedBody;
     }
   }
 
-  private emit(body: Uint8Array): void {
-    const frame: Frame = { command: this.command, headers: this.headers, body };
-    this.state = State.Command;
-    this.frameBytes = 0;
-    this.sizedBody = undefined;
-    this.headers = [];
-    this.onFrame(frame);
+  #emit(body: Uint8Array): void {
+    const frame: Frame = { command: this.#command, headers: this.#headers, body };
+    this.#state = State.Command;
+    this.#frameBytes = 0;
+    this.#sizedBody = undefined;
+    this.#headers = [];
+    this.#onFrame(frame);
   }
 }
 

@@ -1,0 +1,51 @@
+import { SockJSSocket } from './sockjs.js';
+
+/**
+ * SockJS `xhr_streaming` read with fetch: one long POST whose body streams newline-separated
+ * frames after a 2 KB `h` prelude (which old browsers needed before they show partial responses).
+ * When the server ends the response at its size limit, the next request continues the session.
+ */
+export class XhrStreamingSocket extends SockJSSocket {
+  #abort: { abort(): void } | undefined;
+
+  protected startReceiving(): void {
+    void this.#stream();
+  }
+
+  protected stopReceiving(): void {
+    this.#abort?.abort();
+  }
+
+  async #stream(): Promise<void> {
+    while (!this.isClosed) {
+      const controller = this.env.AbortController ? new this.env.AbortController() : undefined;
+      this.#abort = controller;
+      try {
+        const response = await this.env.fetch!(`${this.sessionUrl}/xhr_streaming`, {
+          method: 'POST',
+          signal: controller?.signal,
+          credentials: 'include',
+        });
+        if (!response.ok || !response.body) {
+          this.finish(1006, `xhr_streaming answered ${response.status}`);
+          return;
+        }
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let pending = '';
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done || this.isClosed) break;
+          pending = this.splitLines(pending, decoder.decode(value, { stream: true }));
+        }
+      } catch (error) {
+        if (!this.isClosed) this.finish(1006, `xhr_streaming failed: ${describe(error)}`);
+        return;
+      }
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,312 @@
+import { randomBytes } from 'node:crypto';
+import type { BackendChannel, Principal } from '../backend.js';
+import { PerigeeError } from '../errors.js';
+import {
+  encodeFrame,
+  encodeFrameText,
+  EMPTY_BODY,
+  getHeader,
+  MessageDelivery,
+  validateDestinationName,
+  validatePattern,
+  type Frame,
+  type Header,
+  type StompVersion,
+} from '../protocol/index.js';
+import type { GatewayContext } from './context.js';
+import type { Connection } from './connection.js';
+
+/** A MESSAGE kept for replay, under its per-session sequence number. */
+interface Retained {
+  readonly seq: number;
+  readonly frame: Frame;
+  readonly size: number;
+}
+
+/** How many receipt ids a session remembers, to answer a frame the client repeats after a resume. */
+const REMEMBERED_RECEIPTS = 256;
+
+/** Unguessable ids: the STOMP `session` header is what a browser presents to resume. */
+export function newGatewaySessionId(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+/**
+ * One browser's STOMP session. It outlives transports (DESIGN.md §5): when a connection drops it
+ * is detached, keeps its subscriptions and its MESSAGEs for `session.timeout`, and a CONNECT with
+ * `x-perigee-session` and `x-perigee-last-seq` resumes it on any transport, replaying what the
+ * browser did not get. Every MESSAGE carries `x-perigee-seq`.
+ *
+ * It checks every SUBSCRIBE and SEND against the access rules before the backend sees it.
+ */
+export class GatewaySession {
+  readonly id: string;
+  readonly principal: Principal;
+  readonly channel: BackendChannel;
+  version: StompVersion;
+  connection: Connection | undefined;
+  /** When the session lost its connection (0 while attached). */
+  detachedAt = 0;
+  closed = false;
+
+  /** The last sequence number given to a MESSAGE. */
+  private seq = 0;
+  private readonly retained: Retained[] = [];
+  private retainedHead = 0;
+  private retainedBytes = 0;
+  /** Client subscription id → destination, to keep SUBSCRIBE/UNSUBSCRIBE idempotent across resumes. */
+  private readonly subscriptions = new Map<string, string>();
+  /** Receipt ids forwarded to the backend: true once their RECEIPT came back. */
+  private readonly receipts = new Map<string, boolean>();
+  private readonly context: GatewayContext;
+
+  constructor(init: {
+    id: string;
+    principal: Principal;
+    channel: BackendChannel;
+    version: StompVersion;
+    context: GatewayContext;
+  }) {
+    this.id = init.id;
+    this.principal = init.principal;
+    this.channel = init.channel;
+    this.version = init.version;
+    this.context = init.context;
+  }
+
+  get attached(): boolean {
+    return this.connection !== undefined;
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Whether every MESSAGE after `lastSeq` is still held, so a resume loses nothing. */
+  canResumeFrom(lastSeq: number): boolean {
+    if (!Number.isSafeInteger(lastSeq) || lastSeq < 0 || lastSeq > this.seq) return false;
+    const oldest = this.retained[this.retainedHead];
+    return oldest === undefined ? lastSeq === this.seq : oldest.seq <= lastSeq + 1;
+  }
+
+  /** Binds a connection; the previous one, if still open, is replaced at once (DESIGN.md §3). */
+  attach(connection: Connection, version: StompVersion): void {
+    const previous = this.connection;
+    this.connection = connection;
+    this.version = version;
+    this.detachedAt = 0;
+    if (previous && previous !== connection) previous.replaced();
+  }
+
+  /** The connection went away; the session waits for a resume. */
+  detach(connection: Connection): void {
+    if (this.connection !== connection) return;
+    this.connection = undefined;
+    this.detachedAt = Date.now();
+  }
+
+  /** Sends the retained MESSAGEs after `lastSeq` to the (new) connection. */
+  replayAfter(lastSeq: number): void {
+    for (let i = this.retainedHead; i < this.retained.length; i++) {
+      const entry = this.retained[i]!;
+      if (entry.seq > lastSeq) this.connection?.enqueue(entry.frame);
+    }
+  }
+
+  /** A frame from the browser, after CONNECT. */
+  fromClient(frame: Frame): void {
+    switch (frame.command) {
+      case 'SUBSCRIBE':
+        this.subscribe(frame);
+        return;
+      case 'UNSUBSCRIBE':
+        this.unsubscribe(frame);
+        return;
+      case 'SEND':
+        this.send(frame);
+        return;
+      case 'ACK':
+      case 'NACK':
+      case 'BEGIN':
+      case 'COMMIT':
+      case 'ABORT':
+        this.forward(frame);
+        return;
+      case 'DISCONNECT':
+        this.forward(frame);
+        // The backend answers the receipt, then closes; the session ends with it (no resume).
+        if (getHeader(frame, 'receipt') === undefined) this.end('the client disconnected');
+        return;
+      case 'CONNECT':
+      case 'STOMP':
+        throw new PerigeeError('ALREADY_CONNECTED', 'this connection already sent CONNECT');
+      default:
+        throw new PerigeeError('UNKNOWN_COMMAND', `${frame.command} is not a STOMP client command`);
+    }
+  }
+
+  /** A frame from the backend. Must not throw: it runs on the broker's delivery path. */
+  fromBackend(frame: Frame): void {
+    if (this.closed) return;
+    switch (frame.command) {
+      case 'MESSAGE':
+        this.deliverMessage(frame);
+        return;
+      case 'RECEIPT': {
+        const id = getHeader(frame, 'receipt-id');
+        if (id !== undefined && this.receipts.has(id)) this.receipts.set(id, true);
+        this.connection?.enqueue(frame);
+        return;
+      }
+      case 'ERROR':
+        // STOMP 1.2 §ERROR: the server closes after an ERROR; the session cannot be resumed.
+        this.connection?.enqueue(frame);
+        this.end(getHeader(frame, 'message') ?? 'the broker sent an ERROR', true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Ends the session for good: closes the backend channel and the connection. */
+  end(reason: string, afterFlush = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.close();
+    this.context.registry.remove(this);
+    const connection = this.connection;
+    this.connection = undefined;
+    connection?.closeAfter(afterFlush, reason);
+    this.retained.length = 0;
+    this.retainedBytes = 0;
+  }
+
+  private deliverMessage(frame: Frame): void {
+    const seq = ++this.seq;
+    const seqHeader: Header = ['x-perigee-seq', String(seq)];
+    const numbered: Frame =
+      frame instanceof MessageDelivery
+        ? new MessageDelivery([...frame.own, seqHeader], frame.shared)
+        : { command: 'MESSAGE', headers: [seqHeader, ...frame.headers], body: frame.body };
+    // The body and this delivery's own headers; the shared part is the broker's, counted there.
+    const size = frame.body.length + 96;
+    this.retained.push({ seq, frame: numbered, size });
+    this.retainedBytes += size;
+    const limit = this.context.options.maxQueuedBytes;
+    if (this.connection) {
+      // While attached, only what may still be in flight needs keeping (a quarter of the cap):
+      // the rest of the cap is room for what arrives while the browser reconnects.
+      const replayWindow = limit / 4;
+      while (this.retainedBytes > replayWindow && this.retainedHead < this.retained.length - 1) {
+        this.dropOldest();
+      }
+      this.connection.enqueue(numbered);
+    } else if (this.retainedBytes > limit) {
+      // Detached and over the cap: a resume could no longer be lossless, so stop holding memory.
+      // The browser will learn resumed:false and recover from destination history instead.
+      this.end('too many messages waited for a detached session');
+    }
+  }
+
+  private dropOldest(): void {
+    const oldest = this.retained[this.retainedHead]!;
+    this.retainedBytes -= oldest.size;
+    this.retainedHead++;
+    // Compact now and then, so the array does not grow without bound.
+    if (this.retainedHead > 1024 && this.retainedHead * 2 > this.retained.length) {
+      this.retained.splice(0, this.retainedHead);
+      this.retainedHead = 0;
+    }
+  }
+
+  private subscribe(frame: Frame): void {
+    const destination = getHeader(frame, 'destination');
+    if (destination === undefined)
+      throw new PerigeeError('MISSING_HEADER', 'SUBSCRIBE frame has no destination header');
+    validatePattern(destination);
+    const id = getHeader(frame, 'id') ?? (this.version === '1.0' ? destination : undefined);
+    if (id === undefined)
+      throw new PerigeeError('MISSING_HEADER', 'SUBSCRIBE frame has no id header');
+    const decision = this.context.authorizer.authorize(this.principal, 'subscribe', destination);
+    if (!decision.allowed) throw new PerigeeError('FORBIDDEN', decision.reason);
+    if (this.subscriptions.get(id) === destination) {
+      // The same SUBSCRIBE again, as a client repeats it after a resume: already in place.
+      this.answerReceipt(frame);
+      return;
+    }
+    this.subscriptions.set(id, destination);
+    this.forward(frame, (name) => name === 'x-perigee-since');
+  }
+
+  private unsubscribe(frame: Frame): void {
+    const id = getHeader(frame, 'id') ?? getHeader(frame, 'destination');
+    if (id !== undefined && !this.subscriptions.has(id)) {
+      // Unknown here means already gone (a repeat after a resume): nothing to undo.
+      this.answerReceipt(frame);
+      return;
+    }
+    if (id !== undefined) this.subscriptions.delete(id);
+    this.forward(frame);
+  }
+
+  private send(frame: Frame): void {
+    const destination = getHeader(frame, 'destination');
+    if (destination === undefined)
+      throw new PerigeeError('MISSING_HEADER', 'SEND frame has no destination header');
+    validateDestinationName(destination);
+    const decision = this.context.authorizer.authorize(this.principal, 'send', destination);
+    if (!decision.allowed) throw new PerigeeError('FORBIDDEN', decision.reason);
+    this.forward(frame);
+  }
+
+  /**
+   * Passes a client frame to the backend, without the client's own `x-perigee-*` headers (they
+   * are the gateway's and the broker's to set; `keep` lets a few through). A frame whose receipt
+   * id was already forwarded is a repeat after a resume: it is answered, not applied twice.
+   */
+  private forward(frame: Frame, keep: (name: string) => boolean = () => false): void {
+    const receipt = getHeader(frame, 'receipt');
+    if (receipt !== undefined) {
+      const done = this.receipts.get(receipt);
+      if (done !== undefined) {
+        if (done) this.answerReceipt(frame);
+        return;
+      }
+      this.rememberReceipt(receipt);
+    }
+    let headers: readonly Header[] = frame.headers;
+    if (headers.some(([name]) => name.startsWith('x-perigee-') && !keep(name))) {
+      headers = headers.filter(([name]) => !name.startsWith('x-perigee-') || keep(name));
+    }
+    this.channel.send(
+      headers === frame.headers ? frame : { command: frame.command, headers, body: frame.body },
+    );
+  }
+
+  private rememberReceipt(id: string): void {
+    this.receipts.set(id, false);
+    if (this.receipts.size > REMEMBERED_RECEIPTS) {
+      const oldest = this.receipts.keys().next().value as string;
+      this.receipts.delete(oldest);
+    }
+  }
+
+  private answerReceipt(frame: Frame): void {
+    const receipt = getHeader(frame, 'receipt');
+    if (receipt === undefined) return;
+    this.connection?.enqueue({
+      command: 'RECEIPT',
+      headers: [['receipt-id', receipt]],
+      body: EMPTY_BODY,
+    });
+  }
+}
+
+/** Encodes frames for a transport: text for text-only ones, bytes otherwise. */
+export function encodeFor(
+  frame: Frame,
+  version: StompVersion,
+  textOnly: boolean,
+): string | Uint8Array {
+  return textOnly ? encodeFrameText(frame, version) : encodeFrame(frame, version);
+}

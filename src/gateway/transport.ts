@@ -1,0 +1,43 @@
+/** The names used everywhere: client options, bots, bench, docs (DESIGN.md §4). */
+export const TRANSPORT_NAMES = [
+  'websocket',
+  'sockjs-websocket',
+  'eventsource',
+  'xhr-streaming',
+  'htmlfile',
+  'xhr-polling',
+  'jsonp-polling',
+  'short-polling',
+] as const;
+
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
+
+/**
+ * One connection that carries a browser's STOMP frames: a WebSocket, a SockJS session, a
+ * short-polling session. A {@link GatewaySession} outlives its transports; a transport never
+ * outlives the connection it stands for.
+ *
+ * Contract:
+ * - `write` takes encoded STOMP frames (text for text-only transports, else bytes) and sends them
+ *   in one write, in order. It never throws; it returns false once the transport holds more than
+ *   it should (the session then treats the browser as slow).
+ * - `onData` receives what the browser sent, in order, in any chunking (frames may span calls).
+ * - `onClose` fires exactly once, whoever closed.
+ */
+export interface Transport {
+  readonly name: string;
+  /** Browser-to-server traffic goes through separate requests (SockJS `*_send`, polling POSTs). */
+  readonly unidirectional: boolean;
+  /** Only UTF-8 text can travel (SockJS messages are strings). */
+  readonly textOnly: boolean;
+  /** Bytes handed to the transport and not yet on the wire. */
+  readonly bufferedBytes: number;
+  /** Request headers of the connection, for origin and authentication context. */
+  readonly requestHeaders: Readonly<Record<string, string | string[] | undefined>>;
+  readonly remoteAddress: string | undefined;
+  onData: ((data: string | Uint8Array) => void) | null;
+  onClose: ((reason: string) => void) | null;
+  write(frames: readonly (string | Uint8Array)[]): boolean;
+  /** `code` follows the WebSocket close codes of the error table. */
+  close(code: number, reason: string): void;
+}

@@ -1,0 +1,102 @@
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Transport } from '../transport.js';
+
+/** The subprotocols of STOMP over WebSocket, best first. */
+const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+
+/**
+ * `/stomp`: STOMP frames straight over WebSocket, as @stomp/stompjs and RabbitMQ Web-STOMP speak
+ * it. A batch of frames goes out as one WebSocket message: STOMP parsers read a stream, so
+ * several frames in one message are fine, and it saves a message per frame.
+ */
+export class WebSocketTransport implements Transport {
+  readonly name = 'websocket';
+  readonly unidirectional = false;
+  readonly textOnly = false;
+  readonly requestHeaders: Readonly<Record<string, string | string[] | undefined>>;
+  readonly remoteAddress: string | undefined;
+  onData: ((data: string | Uint8Array) => void) | null = null;
+  onClose: ((reason: string) => void) | null = null;
+  private readonly socket: WebSocket;
+
+  constructor(socket: WebSocket, request: IncomingMessage) {
+    this.socket = socket;
+    this.requestHeaders = request.headers;
+    this.remoteAddress = request.socket.remoteAddress;
+    socket.on('message', (data: Buffer) => this.onData?.(data));
+    socket.on('close', (code, reason) => this.onClose?.(`${code} ${reason.toString()}`));
+    socket.on('error', () => {
+      // 'close' follows; protocol errors (a frame over maxPayload, bad UTF-8) end up there.
+    });
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  write(frames: readonly (string | Uint8Array)[]): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return true;
+    const data =
+      frames.length === 1
+        ? toBuffer(frames[0]!)
+        : Buffer.concat(frames.map((frame) => toBuffer(frame)));
+    // Text frames are what browsers' STOMP clients expect; a body that is not UTF-8 must travel
+    // as a binary message instead (RFC 6455 §5.6: text frames carry UTF-8 only).
+    this.socket.send(data, { binary: !isUtf8(data) });
+    return true;
+  }
+
+  close(code: number, reason: string): void {
+    // Close codes 1004-1006 and 1015 are reserved and may not be sent (RFC 6455 §7.4.1).
+    const sendable =
+      code === 1000 ||
+      (code >= 1001 && code <= 1003) ||
+      (code >= 1007 && code <= 1014) ||
+      (code >= 3000 && code <= 4999);
+    this.socket.close(sendable ? code : 1011, reason.slice(0, 120));
+    // A peer that never answers the close handshake would hold the socket open.
+    setTimeout(() => this.socket.terminate(), 2000).unref();
+  }
+}
+
+function toBuffer(frame: string | Uint8Array): Buffer {
+  return typeof frame === 'string'
+    ? Buffer.from(frame)
+    : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+}
+
+export interface WebSocketEndpointOptions {
+  /** Largest WebSocket message accepted; larger ones close the socket with 1009. */
+  maxPayload: number;
+  onTransport: (transport: WebSocketTransport) => void;
+}
+
+/** Accepts `/stomp` upgrades and negotiates the STOMP subprotocol. */
+export class WebSocketEndpoint {
+  private readonly server: WebSocketServer;
+  private readonly onTransport: (transport: WebSocketTransport) => void;
+
+  constructor(options: WebSocketEndpointOptions) {
+    this.onTransport = options.onTransport;
+    this.server = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxPayload,
+      perMessageDeflate: false,
+      handleProtocols: (offered) =>
+        STOMP_SUBPROTOCOLS.find((protocol) => offered.has(protocol)) ?? false,
+    });
+  }
+
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.server.handleUpgrade(request, socket, head, (websocket) => {
+      this.onTransport(new WebSocketTransport(websocket, request));
+    });
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}

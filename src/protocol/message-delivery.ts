@@ -1,0 +1,95 @@
+import type { Header, StompVersion } from './frame.js';
+import {
+  encodeHeaderLines,
+  joinHeadAndBody,
+  textDecoder,
+  type PreEncodedFrame,
+} from './serializer.js';
+import { encodeUtf8 } from './utf8.js';
+
+/**
+ * The part of a MESSAGE frame that every subscriber receives alike: the shared headers, the
+ * blank line, the body and the NUL. It is encoded at most once per STOMP version, however many
+ * subscribers there are.
+ */
+export class SharedMessage {
+  readonly headers: readonly Header[];
+  readonly body: Uint8Array;
+  private tail10: Uint8Array | undefined;
+  private tail11: Uint8Array | undefined;
+  private tail12: Uint8Array | undefined;
+  private text: Map<StompVersion, string> | undefined;
+
+  constructor(headers: readonly Header[], body: Uint8Array) {
+    this.headers = headers;
+    this.body = body;
+  }
+
+  /** The encoded shared headers, blank line, body and NUL for `version`. */
+  tail(version: StompVersion): Uint8Array {
+    switch (version) {
+      case '1.2':
+        return (this.tail12 ??= this.encodeTail(version));
+      case '1.1':
+        return (this.tail11 ??= this.encodeTail(version));
+      case '1.0':
+        return (this.tail10 ??= this.encodeTail(version));
+    }
+  }
+
+  /** {@link tail} as text, for text-only transports; also encoded at most once per version. */
+  tailText(version: StompVersion): string {
+    const cached = this.text?.get(version);
+    if (cached !== undefined) return cached;
+    const text = `${encodeHeaderLines('MESSAGE', this.headers, version)}\n${textDecoder.decode(this.body)}\0`;
+    (this.text ??= new Map()).set(version, text);
+    return text;
+  }
+
+  private encodeTail(version: StompVersion): Uint8Array {
+    return joinHeadAndBody(
+      encodeUtf8(`${encodeHeaderLines('MESSAGE', this.headers, version)}\n`),
+      this.body,
+    );
+  }
+}
+
+/**
+ * One MESSAGE frame for one subscriber: its own leading headers (`subscription`, `ack`, …)
+ * followed by a {@link SharedMessage}. It is a {@link Frame} like any other, but encoding it
+ * copies the shared part instead of escaping it again.
+ */
+export class MessageDelivery implements PreEncodedFrame {
+  readonly command = 'MESSAGE';
+  readonly own: readonly Header[];
+  readonly shared: SharedMessage;
+  private allHeaders: readonly Header[] | undefined;
+
+  constructor(own: readonly Header[], shared: SharedMessage) {
+    this.own = own;
+    this.shared = shared;
+  }
+
+  get headers(): readonly Header[] {
+    return (this.allHeaders ??= [...this.own, ...this.shared.headers]);
+  }
+
+  get body(): Uint8Array {
+    return this.shared.body;
+  }
+
+  /** The whole frame as text. */
+  encodeText(version: StompVersion): string {
+    return `MESSAGE\n${encodeHeaderLines('MESSAGE', this.own, version)}${this.shared.tailText(version)}`;
+  }
+
+  /** The whole encoded frame. */
+  encode(version: StompVersion): Uint8Array {
+    const head = encodeUtf8(`MESSAGE\n${encodeHeaderLines('MESSAGE', this.own, version)}`);
+    const tail = this.shared.tail(version);
+    const out = new Uint8Array(head.length + tail.length);
+    out.set(head, 0);
+    out.set(tail, head.length);
+    return out;
+  }
+}

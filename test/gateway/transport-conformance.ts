@@ -1,0 +1,92 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ChannelFrameSession, text } from '../support/frame-session.js';
+import { startGateway, type TestGateway } from '../support/gateway.js';
+
+/**
+ * The conformance suite every browser transport runs, whatever drives it: our client (Node, and
+ * Chromium), @stomp/stompjs over /stomp, and sockjs-client carrying STOMP. The gateway's rules
+ * (test/support/gateway.ts) let anyone read /feed/** and write /chat/**, and nobody else write.
+ */
+
+/** What a client under test must do; each driver maps it onto its own API. */
+export interface ConformanceClient {
+  /** Subscribes and resolves once the server confirmed it. */
+  subscribe(destination: string): Promise<Inbox>;
+  /** Publishes and resolves once the server accepted it. */
+  publish(destination: string, body: string): Promise<void>;
+  /** Publishes where the rules forbid it; resolves with the ERROR's message. */
+  publishRefused(destination: string, body: string): Promise<string>;
+  disconnect(): Promise<void>;
+}
+
+export interface Inbox {
+  /** Resolves with the first `count` message bodies received, in arrival order. */
+  bodies(count: number, timeoutMs?: number): Promise<string[]>;
+}
+
+export type OpenClient = (gateway: TestGateway) => Promise<ConformanceClient>;
+
+export function describeTransportConformance(name: string, open: OpenClient): void {
+  describe(`transport conformance: ${name}`, () => {
+    let gateway: TestGateway;
+    const clients: ConformanceClient[] = [];
+    beforeAll(async () => {
+      gateway = await startGateway();
+    });
+    afterAll(() => gateway.close());
+    afterEach(async () => {
+      await Promise.all(
+        clients.splice(0).map((client) => client.disconnect().catch(() => undefined)),
+      );
+    });
+    const client = async (): Promise<ConformanceClient> => {
+      const opened = await open(gateway);
+      clients.push(opened);
+      return opened;
+    };
+
+    it('connects, subscribes, and receives 1,000 messages in order', async () => {
+      const browser = await client();
+      const inbox = await browser.subscribe('/feed/numbers');
+      for (let i = 0; i < 1000; i++) gateway.broker.publishNow('/feed/numbers', String(i));
+      const bodies = await inbox.bodies(1000, 30_000);
+      expect(bodies).toEqual(Array.from({ length: 1000 }, (_, i) => String(i)));
+    });
+
+    it('publishes where the rules allow', async () => {
+      const listener = await ChannelFrameSession.open(gateway.broker, 'listener');
+      listener.send('SUBSCRIBE', { id: 'l', destination: '/chat/room', receipt: 'l' });
+      await listener.receipt('l');
+      const browser = await client();
+      await browser.publish('/chat/room', 'hello from the browser');
+      expect(text(await listener.nextOf('MESSAGE'))).toBe('hello from the browser');
+      listener.close();
+    });
+
+    it('gets a refused publish as an ERROR that names the rule', async () => {
+      const browser = await client();
+      const message = await browser.publishRefused('/feed/numbers', 'browsers may not write here');
+      expect(message).toMatch(/SEND to \/feed\/numbers refused by \[\[destinations\]\] rule 1/);
+    });
+
+    it('disconnects cleanly', async () => {
+      const browser = await client();
+      await browser.subscribe('/feed/quiet');
+      const before = gateway.gateway.stats().sessions;
+      await browser.disconnect();
+      clients.splice(clients.indexOf(browser), 1);
+      // The session is gone at once: DISCONNECT ends it; nothing waits for a resume.
+      await until(() => gateway.gateway.stats().sessions === before - 1);
+      expect(gateway.gateway.stats().sessions).toBe(before - 1);
+    });
+  });
+}
+
+/** Polls `condition` until it holds (for state another process reaches asynchronously). */
+export async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,0 +1,137 @@
+import { Client, type IFrame, type IMessage } from '@stomp/stompjs';
+import SockJS from 'sockjs-client';
+import { expect } from 'vitest';
+import WebSocket from 'ws';
+import type { PerigeeError } from '../../src/errors.js';
+import { collector, NODE_TRANSPORTS, nodeClient } from '../support/gateway.js';
+import {
+  describeTransportConformance,
+  type ConformanceClient,
+  type OpenClient,
+} from './transport-conformance.js';
+
+/** Our client in Node, forced onto one transport. */
+function ours(transport: (typeof NODE_TRANSPORTS)[number]): OpenClient {
+  return async (gateway) => {
+    const client = nodeClient(gateway.url, { transports: [transport] });
+    await client.ready;
+    expect(client.transport).toBe(transport);
+    return {
+      async subscribe(destination) {
+        const inbox = collector();
+        const unsubscribe = client.subscribe(destination, inbox.handler);
+        await unsubscribe.ready;
+        return {
+          bodies: async (count, timeoutMs) =>
+            (await inbox.waitFor(count, timeoutMs)).slice(0, count).map((m) => m.text),
+        };
+      },
+      publish: (destination, body) => client.publish(destination, body),
+      async publishRefused(destination, body) {
+        const error = await client.publish(destination, body).then(
+          () => {
+            throw new Error('the publish was accepted');
+          },
+          (caught: PerigeeError) => caught,
+        );
+        return error.message;
+      },
+      disconnect: () => client.disconnect(),
+    };
+  };
+}
+
+/** @stomp/stompjs on a socket of our choosing (WebSocket to /stomp, or sockjs-client). */
+function stompjs(socket: (url: string) => unknown): OpenClient {
+  return async (gateway) => {
+    const errors: IFrame[] = [];
+    const errorWaiters: ((frame: IFrame) => void)[] = [];
+    const client = new Client({
+      webSocketFactory: () => socket(gateway.url),
+      reconnectDelay: 0,
+      heartbeatIncoming: 0,
+      heartbeatOutgoing: 0,
+    });
+    client.onStompError = (frame) => {
+      const waiter = errorWaiters.shift();
+      if (waiter) waiter(frame);
+      else errors.push(frame);
+    };
+    await new Promise<void>((resolve, reject) => {
+      client.onConnect = () => resolve();
+      client.onWebSocketError = (event: unknown) =>
+        reject(new Error(`socket error: ${String(event)}`));
+      client.activate();
+    });
+    let receipts = 0;
+    const receipt = (): { id: string; done: Promise<IFrame> } => {
+      const id = `r${++receipts}`;
+      return { id, done: new Promise((resolve) => client.watchForReceipt(id, resolve)) };
+    };
+    const driver: ConformanceClient = {
+      async subscribe(destination) {
+        const bodies: string[] = [];
+        const waiters: (() => void)[] = [];
+        const { id, done } = receipt();
+        client.subscribe(
+          destination,
+          (message: IMessage) => {
+            bodies.push(message.body);
+            for (const waiter of waiters.splice(0)) waiter();
+          },
+          { receipt: id },
+        );
+        await done;
+        return {
+          bodies: (count, timeoutMs = 20_000) =>
+            new Promise((resolve, reject) => {
+              const timer = setTimeout(
+                () => reject(new Error(`got ${bodies.length} of ${count}`)),
+                timeoutMs,
+              );
+              const check = (): void => {
+                if (bodies.length >= count) {
+                  clearTimeout(timer);
+                  resolve(bodies.slice(0, count));
+                } else waiters.push(check);
+              };
+              check();
+            }),
+        };
+      },
+      async publish(destination, body) {
+        const { id, done } = receipt();
+        client.publish({ destination, body, headers: { receipt: id } });
+        await done;
+      },
+      async publishRefused(destination, body) {
+        const error =
+          errors.shift() ?? new Promise<IFrame>((resolve) => errorWaiters.push(resolve));
+        client.publish({ destination, body });
+        return (await error).headers.message ?? '';
+      },
+      disconnect: () => client.deactivate(),
+    };
+    return driver;
+  };
+}
+
+for (const transport of NODE_TRANSPORTS)
+  describeTransportConformance(`our client, ${transport}`, ours(transport));
+
+describeTransportConformance(
+  '@stomp/stompjs over /stomp',
+  stompjs(
+    (url) =>
+      new WebSocket(`${url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp', 'v11.stomp', 'v10.stomp']),
+  ),
+);
+
+// sockjs-client runs in Node over these three; the other six of its browser transports run in
+// Chromium (test/e2e).
+for (const transport of ['websocket', 'xhr-streaming', 'xhr-polling']) {
+  describeTransportConformance(
+    `@stomp/stompjs over sockjs-client, ${transport}`,
+    stompjs((url) => new SockJS(`${url}/sockjs`, undefined, { transports: [transport] })),
+  );
+}
