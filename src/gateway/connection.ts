@@ -206,8 +206,12 @@ export class Connection {
     this.version = version;
     this.parser.version = version;
     const clientHeartBeat = parseHeartBeat(getHeader(frame, 'heart-beat'));
-    if (this.context.closing)
+    if (this.context.closing) {
       throw new PerigeeError('SHUTTING_DOWN', 'the server is restarting; reconnect shortly');
+    }
+    // The talk's STOMPClient.connect(host, port) names a broker; [access] says which may be named.
+    const upstream = getHeader(frame, 'x-perigee-upstream');
+    if (upstream !== undefined) this.context.upstreams.check(upstream);
     const principal = await this.context.authorizer.authenticate(this.connectContext(frame));
     if (this.state !== 'connecting') return; // the transport went away during the login check
 
@@ -318,9 +322,9 @@ export class Connection {
     this.enqueue(errorFrame(perigeeError, frame));
     this.flush();
     const session = this.session;
-    this.session = undefined;
-    session?.end(perigeeError.message);
+    // Close first, with the error's code; the session then ends without a connection to close.
     this.close(perigeeError.closeCode, perigeeError.message);
+    session?.end(perigeeError.message);
   }
 }
 
