@@ -38,7 +38,8 @@ export interface PerigeeOptions {
   streamingTimeout?: number;
   /** Short polling: the wait between two empty polls. Default 1000 ms. */
   pollInterval?: number;
-  reconnect?: ReconnectOptions;
+  /** Reconnect after a lost connection (default true), with jittered exponential backoff. */
+  reconnect?: boolean | ReconnectOptions;
   /** How long one transport may take to reach CONNECTED. Default 10000 ms. */
   connectTimeout?: number;
   /** Extra CONNECT headers. */
