@@ -12,6 +12,7 @@ import { createGateway, type Gateway } from '../gateway/index.js';
 import { PerigeeError } from '../errors.js';
 import { formatHostPort, isLoopbackHost, type HostPort } from './address.js';
 import type { ServeConfig } from './config.js';
+import { landingPage } from './landing.js';
 
 export interface RunningServer {
   broker: EmbeddedBroker;
@@ -57,7 +58,7 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
     }
   }
   const http = createServer((request, response) =>
-    handleHttp(request, response, broker, stompAddress),
+    handleHttp(request, response, config.gateway.prefix, stompAddress),
   );
   const gateway = createGateway({
     backend: broker,
@@ -171,7 +172,7 @@ function portError(error: unknown, address: HostPort, advice: string): unknown {
 function handleHttp(
   request: IncomingMessage,
   response: ServerResponse,
-  broker: EmbeddedBroker,
+  prefix: string,
   stompAddress: AddressInfo | undefined,
 ): void {
   const path = (request.url ?? '/').split('?')[0];
@@ -188,23 +189,14 @@ function handleHttp(
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-cache',
     });
-    response.end(landingPage(stomp));
+    response.end(landingPage({ stompUrl: stomp, prefix }));
+    return;
+  }
+  if (path === '/favicon.ico') {
+    response.writeHead(204, { 'cache-control': 'public, max-age=86400' });
+    response.end();
     return;
   }
   response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
   response.end(`Not found: ${path}\n`);
-}
-
-function landingPage(stompUrl: string): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Perigee</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1b1b1f}code{background:#f1f1f4;padding:.1em .3em;border-radius:4px}</style>
-</head><body>
-<h1>Perigee is running</h1>
-<p>The embedded STOMP broker listens on <code>${stompUrl}</code>. Any STOMP 1.0–1.2 client can connect, for example:</p>
-<pre><code>npm run perigee -- publish /games/1/status '{"state":"lobby"}'</code></pre>
-<p>Health and counters: <a href="/healthz"><code>/healthz</code></a>.</p>
-</body></html>
-`;
 }

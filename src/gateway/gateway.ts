@@ -76,6 +76,9 @@ const BUNDLES: Readonly<Record<string, string>> = {
   '/perigee.js': 'perigee.js',
   '/perigee.mjs': 'perigee.mjs',
   '/perigee-orbited.js': 'perigee-orbited.js',
+  '/perigee.js.map': 'perigee.js.map',
+  '/perigee.mjs.map': 'perigee.mjs.map',
+  '/perigee-orbited.js.map': 'perigee-orbited.js.map',
 };
 
 /**
@@ -323,7 +326,7 @@ export class Gateway {
       return true;
     }
     const headers = {
-      'content-type': 'application/javascript; charset=utf-8',
+      'content-type': name.endsWith('.map') ? 'application/json' : 'application/javascript; charset=utf-8',
       'cache-control': 'public, max-age=300',
       etag: cached.etag,
     };
