@@ -1,6 +1,7 @@
 /**
  * Perigee's public server API. Everything an application needs, and nothing else: the embedded
- * broker, the Node STOMP client and publisher, the shared types and the error table.
+ * broker, the gateway and its authorization, the Node STOMP client and publisher, the shared
+ * types and the error table. The browser client is /perigee.js (src/client/browser).
  */
 export { createBroker, EmbeddedBroker } from './broker/index.js';
 export type {
@@ -13,6 +14,25 @@ export type {
   QueueOverflowPolicy,
   SlowConsumerPolicy,
 } from './broker/index.js';
+export { createGateway, Gateway, TRANSPORT_NAMES } from './gateway/index.js';
+export type { GatewayLogger, GatewayOptions, TransportName } from './gateway/index.js';
+export {
+  AccessRules,
+  createAuthorizer,
+  jwtAuthenticator,
+  usersAuthenticator,
+} from './auth/index.js';
+export type {
+  AccessDecision,
+  Action,
+  Audience,
+  Authenticate,
+  Authorizer,
+  AuthorizerOptions,
+  ConnectContext,
+  DestinationRule,
+  JwtOptions,
+} from './auth/index.js';
 export { connect, createClient, createPublisher, parseStompUrl } from './publisher/index.js';
 export type { TcpClientOptions, TcpPublisher } from './publisher/index.js';
 export { StompClient } from './client/index.js';
