@@ -256,6 +256,11 @@ export class StompClient extends Emitter<ClientEvents> {
     return this.state === 'connected';
   }
 
+  /** The last `x-perigee-seq` received in the current server session (0 without a gateway). */
+  get lastSequence(): number {
+    return this.#lastSeq;
+  }
+
   /** This clock corrected by the server's: what time it is on the server, in ms since 1970. */
   serverNow(): number {
     return Date.now() + this.serverTimeOffset;
@@ -288,10 +293,7 @@ export class StompClient extends Emitter<ClientEvents> {
 
   /** Drops the current connection as if the network had failed; the client reconnects. */
   dropConnection(reason = 'dropped on purpose'): void {
-    const socket = this.#socket;
-    if (!socket) return;
-    socket.close();
-    this.#onSocketClosed(new PerigeeError('CONNECTION_CLOSED', reason));
+    this.#abandon(new PerigeeError('CONNECTION_CLOSED', reason));
   }
 
   publish(
@@ -441,8 +443,7 @@ export class StompClient extends Emitter<ClientEvents> {
       this.#sendConnect(socket).catch((error: unknown) => {
         if (this.#socket !== socket) return;
         this.#serverError = asPerigeeError(error);
-        socket.close();
-        this.#onSocketClosed(this.#serverError);
+        this.#abandon(this.#serverError);
       });
     };
     socket.onmessage = (event) => {
@@ -451,12 +452,12 @@ export class StompClient extends Emitter<ClientEvents> {
       try {
         parser.push(toBytes(event.data));
       } catch (error) {
-        this.#report(
+        const malformed =
           error instanceof PerigeeError
             ? error
-            : new PerigeeError('MALFORMED_FRAME', describe(error)),
-        );
-        socket.close();
+            : new PerigeeError('MALFORMED_FRAME', describe(error));
+        this.#report(malformed);
+        this.#abandon(malformed);
       }
     };
     socket.onerror = () => {};
@@ -476,8 +477,7 @@ export class StompClient extends Emitter<ClientEvents> {
     this.#connectTimer = setTimeout(() => {
       if (this.#socket === socket && this.state !== 'connected') {
         this.#serverError = new PerigeeError('TIMEOUT', `no CONNECTED within ${timeout} ms`);
-        socket.close();
-        this.#onSocketClosed(this.#serverError);
+        this.#abandon(this.#serverError);
       }
     }, timeout);
     unref(this.#connectTimer);
@@ -609,6 +609,17 @@ export class StompClient extends Emitter<ClientEvents> {
       // A resumed session replays from our last sequence; anything at or before it is a
       // duplicate (DESIGN.md §5: "the client de-duplicates by sequence and offset").
       if (seq <= this.#lastSeq) return;
+      if (seq !== this.#lastSeq + 1) {
+        // A gap: frames were lost on the way (a connection that died with data in flight, on a
+        // transport that carried on). Resuming from the last one received gets them replayed.
+        this.#abandon(
+          new PerigeeError(
+            'CONNECTION_CLOSED',
+            `message ${this.#lastSeq + 1} of the session went missing; resuming`,
+          ),
+        );
+        return;
+      }
       this.#lastSeq = seq;
     }
     const subscriptionId = getHeader(frame, 'subscription') ?? '';
@@ -845,9 +856,7 @@ export class StompClient extends Emitter<ClientEvents> {
             'HEARTBEAT_TIMEOUT',
             `nothing from the server for ${now - this.#lastReceivedAt} ms`,
           );
-          const socket = this.#socket;
-          socket?.close();
-          this.#onSocketClosed(this.#serverError);
+          this.#abandon(this.#serverError);
           return;
         }
         if (outgoing !== 0 && now - this.#lastSentAt >= outgoing * 0.8) this.#write(eol);
@@ -860,6 +869,17 @@ export class StompClient extends Emitter<ClientEvents> {
   #stopHeartBeats(): void {
     if (this.#heartBeatTimer !== undefined) clearInterval(this.#heartBeatTimer);
     this.#heartBeatTimer = undefined;
+  }
+
+  /**
+   * Gives up the current socket: its handlers are detached first, so that a socket whose close()
+   * reports synchronously cannot run the reconnect logic a second time.
+   */
+  #abandon(reason: PerigeeError): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    this.#onSocketClosed(reason);
+    socket.close();
   }
 
   #onSocketClosed(reason: PerigeeError): void {
@@ -906,6 +926,7 @@ export class StompClient extends Emitter<ClientEvents> {
     }
     this.state = 'reconnecting';
     this.emit('reconnecting', this.#attempt, delay, reason);
+    clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       this.#open();

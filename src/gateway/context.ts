@@ -17,7 +17,10 @@ export interface ResolvedSessionOptions {
   pingInterval: number;
   /** How long a detached session waits for a resume. */
   timeout: number;
-  /** MESSAGE bytes a session may hold for replay; past it a detached session ends. */
+  /**
+   * MESSAGE bytes a session may hold for replay: half of it while attached (what may be in
+   * flight), all of it while detached; past it a detached session ends.
+   */
   maxQueuedBytes: number;
   /** Bytes a connection may have unsent before the browser counts as slow and is reconnected. */
   maxBufferedBytes: number;

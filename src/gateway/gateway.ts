@@ -326,7 +326,9 @@ export class Gateway {
       return true;
     }
     const headers = {
-      'content-type': name.endsWith('.map') ? 'application/json' : 'application/javascript; charset=utf-8',
+      'content-type': name.endsWith('.map')
+        ? 'application/json'
+        : 'application/javascript; charset=utf-8',
       'cache-control': 'public, max-age=300',
       etag: cached.etag,
     };
@@ -351,7 +353,9 @@ function resolveSessionOptions(options: GatewayOptions['session'] = {}): Resolve
     pingInterval: options.pingInterval ?? 25_000,
     timeout: options.timeout ?? 30_000,
     maxQueuedBytes,
-    maxBufferedBytes: maxQueuedBytes,
+    // A resume replays up to maxQueuedBytes at once; the transport may hold that and more
+    // (the estimate is rough) before the browser counts as slow.
+    maxBufferedBytes: maxQueuedBytes * 2,
     maxSessions: options.maxSessions ?? 50_000,
   };
 }

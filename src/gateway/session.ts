@@ -188,15 +188,17 @@ export class GatewaySession {
       frame instanceof MessageDelivery
         ? new MessageDelivery([...frame.own, seqHeader], frame.shared)
         : { command: 'MESSAGE', headers: [seqHeader, ...frame.headers], body: frame.body };
-    // The body and this delivery's own headers; the shared part is the broker's, counted there.
-    const size = frame.body.length + 96;
+    // What it will take on the wire: the shared part plus this delivery's own headers.
+    const size =
+      (frame instanceof MessageDelivery ? frame.shared.approximateSize : frame.body.length + 200) +
+      64;
     this.retained.push({ seq, frame: numbered, size });
     this.retainedBytes += size;
     const limit = this.context.options.maxQueuedBytes;
     if (this.connection) {
-      // While attached, only what may still be in flight needs keeping (a quarter of the cap):
-      // the rest of the cap is room for what arrives while the browser reconnects.
-      const replayWindow = limit / 4;
+      // While attached, only what may still be in flight needs keeping (half the cap): the rest
+      // is room for what arrives while the browser reconnects.
+      const replayWindow = limit / 2;
       while (this.retainedBytes > replayWindow && this.retainedHead < this.retained.length - 1) {
         this.dropOldest();
       }

@@ -19,6 +19,7 @@ export class SharedMessage {
   private tail11: Uint8Array | undefined;
   private tail12: Uint8Array | undefined;
   private text: Map<StompVersion, string> | undefined;
+  private encodedSize = -1;
 
   constructor(headers: readonly Header[], body: Uint8Array) {
     this.headers = headers;
@@ -35,6 +36,16 @@ export class SharedMessage {
       case '1.0':
         return (this.tail10 ??= this.encodeTail(version));
     }
+  }
+
+  /** About how many bytes the tail takes encoded (escaping aside), without encoding it. */
+  get approximateSize(): number {
+    if (this.encodedSize === -1) {
+      let size = this.body.length + 2;
+      for (const [name, value] of this.headers) size += name.length + value.length + 2;
+      this.encodedSize = size;
+    }
+    return this.encodedSize;
   }
 
   /** {@link tail} as text, for text-only transports; also encoded at most once per version. */

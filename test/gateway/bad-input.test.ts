@@ -64,7 +64,7 @@ async function rawStomp(headers: Record<string, string> = {}): Promise<{
   return { socket, frames, closed };
 }
 
-async function sessionUrl(): Promise<string> {
+function sessionUrl(): string {
   return `${gateway.url}/sockjs/000/${Math.random().toString(36).slice(2)}`;
 }
 
@@ -81,7 +81,7 @@ describe('HTTP and WebSocket requests', () => {
       headers: { origin: 'https://evil.example' },
     });
     expect(info.status).toBe(403);
-    const url = await sessionUrl();
+    const url = sessionUrl();
     const poll = await fetch(`${url}/xhr`, {
       method: 'POST',
       headers: { origin: 'https://evil.example' },
@@ -99,7 +99,7 @@ describe('HTTP and WebSocket requests', () => {
   });
 
   it('an oversize POST is refused with 413 before it is read', async () => {
-    const url = await sessionUrl();
+    const url = sessionUrl();
     await (await fetch(`${url}/xhr`, { method: 'POST' })).text();
     const response = await fetch(`${url}/xhr_send`, {
       method: 'POST',
@@ -110,7 +110,7 @@ describe('HTTP and WebSocket requests', () => {
   });
 
   it('a send to an unknown session is 404', async () => {
-    const response = await fetch(`${await sessionUrl()}/xhr_send`, {
+    const response = await fetch(`${sessionUrl()}/xhr_send`, {
       method: 'POST',
       body: '["x"]',
     });
@@ -118,7 +118,7 @@ describe('HTTP and WebSocket requests', () => {
   });
 
   it('broken JSON and an empty payload are 500, as the SockJS protocol says', async () => {
-    const url = await sessionUrl();
+    const url = sessionUrl();
     await (await fetch(`${url}/xhr`, { method: 'POST' })).text();
     const broken = await fetch(`${url}/xhr_send`, { method: 'POST', body: '["x"' });
     expect(broken.status).toBe(500);
@@ -129,7 +129,7 @@ describe('HTTP and WebSocket requests', () => {
   });
 
   it('a bad JSONP callback name is refused', async () => {
-    const url = await sessionUrl();
+    const url = sessionUrl();
     const missing = await fetch(`${url}/jsonp`);
     expect(missing.status).toBe(500);
     expect(await missing.text()).toBe('"callback" parameter required');
@@ -144,7 +144,7 @@ describe('HTTP and WebSocket requests', () => {
   });
 
   it('a second receiver on one SockJS session gets c[2010,"Another connection still open"]', async () => {
-    const url = await sessionUrl();
+    const url = sessionUrl();
     expect(await (await fetch(`${url}/xhr`, { method: 'POST' })).text()).toBe('o\n');
     const holding = new AbortController();
     const first = fetch(`${url}/xhr`, { method: 'POST', signal: holding.signal }).catch(
