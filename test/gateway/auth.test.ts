@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   jwtAuthenticator,
   usersAuthenticator,
+  type Authenticate,
   type DestinationRule,
 } from '../../src/auth/index.js';
 import type { PerigeeError } from '../../src/errors.js';
@@ -24,9 +25,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function gatewayWith(
-  authenticate: Parameters<typeof startGateway>[0]['authenticate'],
-): Promise<TestGateway> {
+async function gatewayWith(authenticate: Authenticate): Promise<TestGateway> {
   const gateway = await startGateway({ rules: RULES, authenticate });
   cleanups.push(() => gateway.close());
   return gateway;
