@@ -274,7 +274,7 @@ export class StompClient extends Emitter<ClientEvents> {
   connect(): Promise<void> {
     if (this.state === 'connected') return Promise.resolve();
     if (this.state === 'closed') {
-      return Promise.reject(new PerigeeError('CONNECTION_CLOSED', 'the client was disconnected'));
+      return Promise.reject(clientClosed());
     }
     const waiting = new Promise<void>((resolve, reject) =>
       this.#connectWaiters.push({ resolve, reject }),
@@ -404,7 +404,7 @@ export class StompClient extends Emitter<ClientEvents> {
         // The connection is going away either way.
       }
     }
-    this.#shutdown(new PerigeeError('CONNECTION_CLOSED', 'the client disconnected'));
+    this.#shutdown(clientClosed());
   }
 
   /** Throws unless `transaction` is open on the broker's side of the current session. */
@@ -780,7 +780,7 @@ export class StompClient extends Emitter<ClientEvents> {
   /** Sends `frame` with a receipt header and resolves with the RECEIPT. */
   #withReceipt(frame: Frame, isPublish: boolean, timeout = this.#receiptTimeout): Promise<Frame> {
     if (this.state === 'closed') {
-      return Promise.reject(new PerigeeError('CONNECTION_CLOSED', 'the client was disconnected'));
+      return Promise.reject(clientClosed());
     }
     const id = `r-${++this.#counter}`;
     const framed = withReceiptHeader(frame, id);
@@ -811,7 +811,7 @@ export class StompClient extends Emitter<ClientEvents> {
   /** Sends now if connected, or queues (bounded) until the next CONNECTED. */
   #transmit(frame: Frame, receipt?: PendingReceipt): void {
     if (this.state === 'closed') {
-      throw new PerigeeError('CONNECTION_CLOSED', 'the client was disconnected');
+      throw clientClosed();
     }
     if (this.state === 'connected') {
       this.#write(encodeFrame(frame, this.version));
@@ -892,7 +892,7 @@ export class StompClient extends Emitter<ClientEvents> {
     this.#stopHeartBeats();
     if (this.state === 'closed') return;
     if (this.#disconnecting) {
-      this.#shutdown(new PerigeeError('CONNECTION_CLOSED', 'the client disconnected'));
+      this.#shutdown(clientClosed());
       return;
     }
     const wasConnected = this.state === 'connected';
@@ -965,6 +965,11 @@ export class StompClient extends Emitter<ClientEvents> {
     this.#connectWaiters = [];
     for (const waiter of waiters) waiter.reject(reason);
   }
+}
+
+/** The error every call gets once the client was disconnected. */
+function clientClosed(): PerigeeError {
+  return new PerigeeError('CONNECTION_CLOSED', 'the client was disconnected');
 }
 
 function deferred<T>(): Deferred<T> {
