@@ -147,6 +147,8 @@ type ClientEvents = {
   error: (error: PerigeeError) => void;
   /** A reconnect is scheduled in `delay` ms. */
   reconnecting: (attempt: number, delay: number, reason: PerigeeError) => void;
+  /** The client is done for good: disconnected, or refused in a way retrying cannot fix. */
+  close: (reason: PerigeeError) => void;
 };
 
 interface PendingReceipt {
@@ -589,12 +591,7 @@ export class StompClient extends Emitter<ClientEvents> {
         } else {
           this.#receipts.delete(id);
           clearTimeout(pending.timer);
-          pending.reject(
-            new PerigeeError(
-              'CONNECTION_CLOSED',
-              `the connection was lost before the RECEIPT for ${pending.frame.command}`,
-            ),
-          );
+          pending.reject(lostBefore(pending.frame));
         }
       }
     }
@@ -760,8 +757,10 @@ export class StompClient extends Emitter<ClientEvents> {
         if (!ready.settled) ready.resolve(recovered === undefined ? {} : { recovered });
       },
       (error: PerigeeError) => {
-        // A lost connection resubscribes on the next CONNECTED; anything else is final.
+        // A lost connection resubscribes on the next CONNECTED; anything else is final, and the
+        // subscription is dropped, or every reconnect would be refused again.
         if (this.state !== 'closed' && error.retryable && error.code !== 'SERVER_ERROR') return;
+        this.#subscriptions.delete(subscription.id);
         if (!ready.settled) ready.reject(error);
         else this.#report(error);
       },
@@ -904,12 +903,21 @@ export class StompClient extends Emitter<ClientEvents> {
         if (pending.isPublish || !pending.inFlight) continue;
         this.#receipts.delete(id);
         clearTimeout(pending.timer);
-        pending.reject(reason);
+        // The connection's end, not this frame, failed it: an ERROR about another frame must
+        // not read as this one's refusal (a lost SUBSCRIBE is made again on the next CONNECTED).
+        pending.reject(lostBefore(pending.frame));
       }
     }
     if (wasConnected) this.emit('disconnect', reason);
     const mayRetry = this.#everConnected || this.#options.retryFirstConnect === true;
-    if (!mayRetry || !this.#reconnectOptions) {
+    // An ERROR that refused the CONNECT itself (a broker nobody may reach, a protocol mismatch)
+    // comes back on every attempt; so does a refused login, unless credentials are fetched anew.
+    const refusedConnect =
+      !wasConnected &&
+      !reason.retryable &&
+      reason === this.#serverError &&
+      !(reason.code === 'UNAUTHENTICATED' && typeof this.#options.connectHeaders === 'function');
+    if (!mayRetry || !this.#reconnectOptions || refusedConnect) {
       this.#shutdown(reason);
       return;
     }
@@ -941,6 +949,7 @@ export class StompClient extends Emitter<ClientEvents> {
   #shutdown(reason: PerigeeError): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.emit('close', reason);
     this.#stopReconnecting();
     this.#stopHeartBeats();
     clearTimeout(this.#connectTimer);
@@ -965,6 +974,13 @@ export class StompClient extends Emitter<ClientEvents> {
     this.#connectWaiters = [];
     for (const waiter of waiters) waiter.reject(reason);
   }
+}
+
+function lostBefore(frame: Frame): PerigeeError {
+  return new PerigeeError(
+    'CONNECTION_CLOSED',
+    `the connection was lost before the RECEIPT for ${frame.command}`,
+  );
 }
 
 /** The error every call gets once the client was disconnected. */

@@ -8,6 +8,7 @@ import {
   startGateway,
   type TestGateway,
 } from '../support/gateway.js';
+import { until } from './transport-conformance.js';
 
 /**
  * Whatever a stranger sends to the gateway gets its documented answer (a 4xx or 5xx with a reason,
@@ -228,6 +229,43 @@ describe('STOMP frames', () => {
     await new Promise((resolve) => socket.once('message', resolve));
     expect(frames[0]).toMatch(/^CONNECTED\n/);
     socket.close();
+  });
+
+  it('a CONNECT refused for good (a broker no rule allows) ends the client instead of retrying', async () => {
+    const client = nodeClient(gateway.url, {
+      transports: ['websocket', 'xhr-polling'],
+      connectHeaders: { 'x-perigee-upstream': 'stomp.invalid:61613' },
+    });
+    clients.push(client);
+    const errors: PerigeeError[] = [];
+    client.on('error', (error) => errors.push(error));
+    await expect(client.ready).rejects.toThrow(
+      /no \[access\] rule lets browsers reach stomp.invalid:61613/,
+    );
+    expect(client.state).toBe('closed');
+    expect(errors).toHaveLength(1);
+  });
+
+  it('a refused subscription is dropped, so reconnects do not repeat the refusal', async () => {
+    const client = nodeClient(gateway.url, {
+      transports: ['websocket'],
+      reconnect: { initialDelay: 10, maxDelay: 50 },
+    });
+    clients.push(client);
+    const errors: PerigeeError[] = [];
+    client.on('error', (error) => errors.push(error));
+    const opens: unknown[] = [];
+    client.on('state', (change) => change.state === 'open' && opens.push(change));
+    await expect(client.subscribe('/private/secrets', () => {}).ready).rejects.toThrow(
+      /log in first/,
+    );
+    const inbox = collector();
+    await client.subscribe('/feed/after', inbox.handler).ready;
+    gateway.broker.publishNow('/feed/after', 'still subscribed');
+    expect((await inbox.next()).text).toBe('still subscribed');
+    client.reconnect('once more');
+    await until(() => opens.length >= 3);
+    expect(errors).toHaveLength(1);
   });
 
   for (const transport of NODE_TRANSPORTS) {

@@ -159,6 +159,10 @@ export class PerigeeClient extends Emitter<PerigeeEvents> {
         delay,
       });
     });
+    this.core.on('close', (reason) => {
+      this.#cleanup();
+      this.#setState({ state: 'closed', transport: this.transport, reason: reason.message });
+    });
     this.core.on('error', (error) => {
       this.#log(`error: ${error.message}`);
       this.emit('error', error);
@@ -258,9 +262,11 @@ export class PerigeeClient extends Emitter<PerigeeEvents> {
 
   /** Disconnects for good: DISCONNECT with a receipt, then close. */
   async disconnect(): Promise<void> {
-    for (const cleanup of this.#cleanups.splice(0)) cleanup();
     await this.core.disconnect();
-    this.#setState({ state: 'closed', transport: this.transport });
+  }
+
+  #cleanup(): void {
+    for (const cleanup of this.#cleanups.splice(0)) cleanup();
   }
 
   #availableOrder(transports: readonly TransportName[]): TransportName[] {
@@ -277,7 +283,6 @@ export class PerigeeClient extends Emitter<PerigeeEvents> {
     const name = list[this.#index]!;
     this.transport = name;
     if (this.state !== 'reconnecting') this.#setState({ state: 'connecting', transport: name });
-    else this.#log(`trying ${name}`);
     const socket = openTransport(name, {
       baseUrl: this.url,
       env: this.#env,
@@ -299,7 +304,6 @@ export class PerigeeClient extends Emitter<PerigeeEvents> {
     const failed = this.transport;
     if (this.#lastClose?.code === BUFFERED_CLOSE_CODE && failed && STREAMING.has(failed)) {
       this.#streamingBuffered = true;
-      this.#log(`${failed} looks buffered by a proxy: falling back to polling`);
       this.#setState({
         state: 'reconnecting',
         transport: failed,
@@ -308,7 +312,6 @@ export class PerigeeClient extends Emitter<PerigeeEvents> {
       this.#index = 0;
       return 0;
     }
-    this.#log(`${failed ?? 'transport'} failed: ${reason.message}`);
     this.#index++;
     const candidates = this.#streamingBuffered
       ? this.#order.filter((name) => !STREAMING.has(name))

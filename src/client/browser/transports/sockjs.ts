@@ -1,5 +1,5 @@
 import type { ClientSocket } from '../../socket.js';
-import type { Environment } from '../environment.js';
+import type { Environment, ResponseLike } from '../environment.js';
 
 /**
  * The client side of the SockJS 0.3.3 protocol, shared by every SockJS transport. A transport
@@ -46,6 +46,8 @@ export abstract class SockJSSocket implements ClientSocket {
   readonly #outbox: string[] = [];
   #sending = false;
   #openTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The receiving request in flight, aborted when the socket closes. */
+  #receiving: { abort(): void } | undefined;
 
   constructor(options: SockJSSocketOptions) {
     this.env = options.env;
@@ -85,6 +87,21 @@ export abstract class SockJSSocket implements ClientSocket {
 
   /** Stops receiving, for good. */
   protected abstract stopReceiving(): void;
+
+  /**
+   * POSTs to the session's `path` to receive (`xhr`, `xhr_streaming`). The request is aborted when
+   * the socket closes: a poll the server holds would otherwise keep one of the browser's few
+   * connections to the host until the next heart-beat.
+   */
+  protected receive(path: string): Promise<ResponseLike> {
+    const controller = this.env.AbortController ? new this.env.AbortController() : undefined;
+    this.#receiving = controller;
+    return this.env.fetch!(`${this.sessionUrl}/${path}`, {
+      method: 'POST',
+      credentials: 'include',
+      signal: controller?.signal,
+    });
+  }
 
   /** Delivers `messages` to the server, in order. Rejects if the session is gone. */
   protected async deliver(messages: string[]): Promise<void> {
@@ -160,6 +177,7 @@ export abstract class SockJSSocket implements ClientSocket {
     if (this.isClosed) return;
     this.state = 'closed';
     clearTimeout(this.#openTimer);
+    this.#receiving?.abort();
     try {
       this.stopReceiving();
     } finally {
@@ -183,4 +201,8 @@ export abstract class SockJSSocket implements ClientSocket {
     }
     this.#sending = false;
   }
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

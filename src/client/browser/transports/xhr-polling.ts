@@ -1,4 +1,4 @@
-import { SockJSSocket, type SockJSSocketOptions } from './sockjs.js';
+import { describe, SockJSSocket, type SockJSSocketOptions } from './sockjs.js';
 
 /**
  * SockJS `xhr` polling: each POST returns the frames queued so far and the next one is sent at
@@ -27,21 +27,14 @@ export class XhrPollingSocket extends SockJSSocket {
     while (!this.isClosed) {
       let body: string;
       try {
-        const response = await this.env.fetch!(`${this.sessionUrl}/xhr`, {
-          method: 'POST',
-          credentials: 'include',
-        });
+        const response = await this.receive('xhr');
         if (!response.ok) {
           this.finish(1006, `xhr answered ${response.status}`);
           return;
         }
         body = await response.text();
       } catch (error) {
-        if (!this.isClosed)
-          this.finish(
-            1006,
-            `xhr failed: ${error instanceof Error ? error.message : String(error)}`,
-          );
+        if (!this.isClosed) this.finish(1006, `xhr failed: ${describe(error)}`);
         return;
       }
       this.splitLines('', body);

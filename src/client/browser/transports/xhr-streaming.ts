@@ -1,4 +1,4 @@
-import { SockJSSocket } from './sockjs.js';
+import { describe, SockJSSocket } from './sockjs.js';
 
 /**
  * SockJS `xhr_streaming` read with fetch: one long POST whose body streams newline-separated
@@ -6,26 +6,16 @@ import { SockJSSocket } from './sockjs.js';
  * When the server ends the response at its size limit, the next request continues the session.
  */
 export class XhrStreamingSocket extends SockJSSocket {
-  #abort: { abort(): void } | undefined;
-
   protected startReceiving(): void {
     void this.#stream();
   }
 
-  protected stopReceiving(): void {
-    this.#abort?.abort();
-  }
+  protected stopReceiving(): void {}
 
   async #stream(): Promise<void> {
     while (!this.isClosed) {
-      const controller = this.env.AbortController ? new this.env.AbortController() : undefined;
-      this.#abort = controller;
       try {
-        const response = await this.env.fetch!(`${this.sessionUrl}/xhr_streaming`, {
-          method: 'POST',
-          signal: controller?.signal,
-          credentials: 'include',
-        });
+        const response = await this.receive('xhr_streaming');
         if (!response.ok || !response.body) {
           this.finish(1006, `xhr_streaming answered ${response.status}`);
           return;
@@ -44,8 +34,4 @@ export class XhrStreamingSocket extends SockJSSocket {
       }
     }
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
