@@ -1,3 +1,4 @@
+import { until } from '../gateway/transport-conformance.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   chromiumAvailable,
@@ -30,11 +31,12 @@ const SOCKJS_TRANSPORTS = [
   'jsonp-polling',
 ] as const;
 
-const MESSAGES = 200;
+const MESSAGES = 1000;
 
 /**
- * The page: stompjs over `new SockJS(origin + '/sockjs', null, { transports: [name] })`, never
- * reconnecting (a refused SEND must end the session for good), heart-beats off. It subscribes
+ * The page: stompjs over `new SockJS(origin + '/sockjs', null, { transports: [name] })`,
+ * reconnecting after 100 ms (a refused SEND ends the session; the test then disconnects the new
+ * one cleanly), heart-beats off. It subscribes
  * to /feed/e2e with a receipt and keeps what it sees in `window.e2eState`.
  */
 const PAGE = `<!doctype html>
@@ -65,12 +67,14 @@ const PAGE = `<!doctype html>
     let sockjs;
     const client = new StompJs.Client({
       webSocketFactory: () => (sockjs = new SockJS(location.origin + '/sockjs', null, { transports: [wanted] })),
-      reconnectDelay: 0,
+      reconnectDelay: 100,
       heartbeatIncoming: 0,
       heartbeatOutgoing: 0,
     });
+    window.e2eClient = client;
     client.onConnect = (frame) => {
       state.connected = true;
+      state.connects = (state.connects || 0) + 1;
       state.transport = sockjs.transport;
       document.getElementById('used').textContent = sockjs.transport;
       log('CONNECTED, STOMP ' + frame.headers.version + ', session ' + frame.headers.session);
@@ -132,7 +136,7 @@ describe.skipIf(!chromiumAvailable())('@stomp/stompjs over sockjs-client in Chro
   });
 
   for (const transport of SOCKJS_TRANSPORTS) {
-    it(`${transport}: subscribes with a receipt, receives ${MESSAGES} in order, publishes, and gets the ERROR for a refused SEND`, async () => {
+    it(`${transport}: subscribes with a receipt, receives ${MESSAGES} in order, publishes, gets the ERROR for a refused SEND, and disconnects cleanly`, async () => {
       const page = await chromium.open(`${site.url}/e2e/sockjs.html?transport=${transport}`);
       await waitInPage(page, 'window.e2eState.subscribed');
       expect((await page.evaluate<PageState>('window.e2eState')).transport).toBe(transport);
@@ -157,6 +161,14 @@ describe.skipIf(!chromiumAvailable())('@stomp/stompjs over sockjs-client in Chro
       expect(errors).toEqual([
         expect.stringMatching(/SEND to \/feed\/e2e refused by \[\[destinations\]\] rule 1/),
       ]);
+
+      // stompjs reconnects on a new session; then it disconnects cleanly (DISCONNECT, RECEIPT)
+      // and the gateway ends that session at once.
+      await waitInPage(page, 'window.e2eState.connects >= 2 && window.e2eClient.connected');
+      const before = site.gateway.stats().sessions;
+      await page.evaluate('window.e2eClient.deactivate()');
+      expect(await page.evaluate<boolean>('window.e2eClient.connected')).toBe(false);
+      await until(() => site.gateway.stats().sessions === before - 1);
     });
   }
 });

@@ -1,3 +1,4 @@
+import { until } from '../gateway/transport-conformance.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransportName } from '../../src/client/browser/index.js';
 import {
@@ -27,7 +28,7 @@ const TRANSPORTS: readonly TransportName[] = [
   'short-polling',
 ];
 
-const MESSAGES = 200;
+const MESSAGES = 1000;
 
 /**
  * The page: connects on the transport named in its query string, subscribes to /feed/e2e, and
@@ -92,7 +93,7 @@ describe.skipIf(!chromiumAvailable())('our client in Chromium, on each transport
   });
 
   for (const transport of TRANSPORTS) {
-    it(`${transport}: receives ${MESSAGES} messages in order, publishes, and hears a refusal`, async () => {
+    it(`${transport}: receives ${MESSAGES} messages in order, publishes, hears a refusal, disconnects cleanly`, async () => {
       const page = await chromium.open(`${site.url}/e2e/transport.html?transport=${transport}`);
       await waitInPage(page, 'window.e2eState.open && window.e2eState.subscribed');
       expect(await page.evaluate<string>('window.e2eClient.transport')).toBe(transport);
@@ -120,6 +121,14 @@ describe.skipIf(!chromiumAvailable())('our client in Chromium, on each transport
       expect(refused.accepted ? '' : refused.message).toMatch(
         /SEND to \/feed\/e2e refused by \[\[destinations\]\] rule 1/,
       );
+
+      // The client comes back on a new session by itself; then it disconnects cleanly: the
+      // gateway ends the session at once instead of holding it for a resume.
+      await waitInPage(page, "window.e2eClient.state === 'open'");
+      const before = site.gateway.stats().sessions;
+      await page.evaluate('window.e2eClient.disconnect()');
+      expect(await page.evaluate<string>('window.e2eClient.state')).toBe('closed');
+      await until(() => site.gateway.stats().sessions === before - 1);
     });
   }
 });
