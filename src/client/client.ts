@@ -498,9 +498,13 @@ export class StompClient extends Emitter<ClientEvents> {
     const extra = typeof source === 'function' ? await source() : source;
     if (this.#socket !== socket) return;
     for (const [name, value] of Object.entries(extra ?? {})) headers.push([name, value]);
-    if (this.#resumableSession !== undefined && this.#options.resume !== false) {
-      headers.push(['x-perigee-session', this.#resumableSession]);
-      headers.push(['x-perigee-last-seq', String(this.#lastSeq)]);
+    if (this.#options.resume !== false) {
+      // Tells a Perigee gateway to keep the session for a while if the connection drops.
+      headers.push(['x-perigee-resume', 'true']);
+      if (this.#resumableSession !== undefined) {
+        headers.push(['x-perigee-session', this.#resumableSession]);
+        headers.push(['x-perigee-last-seq', String(this.#lastSeq)]);
+      }
     }
     this.#connectSentAt = Date.now();
     this.#write(encodeFrame(createFrame('CONNECT', headers), '1.2'));

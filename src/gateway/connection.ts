@@ -236,6 +236,7 @@ export class Connection {
       return;
     }
     this.session = session;
+    session.resumable = getHeader(frame, 'x-perigee-resume') === 'true';
     session.attach(this, version);
     this.state = 'open';
     this.startHeartBeats(clientHeartBeat);

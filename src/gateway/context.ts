@@ -25,6 +25,8 @@ export interface ResolvedSessionOptions {
   /** Bytes a connection may have unsent before the browser counts as slow and is reconnected. */
   maxBufferedBytes: number;
   maxSessions: number;
+  /** MESSAGE bytes all sessions together may hold for replay. */
+  maxRetainedBytes: number;
 }
 
 /** What every part of the gateway shares. */

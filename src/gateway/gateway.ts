@@ -49,6 +49,11 @@ export interface GatewayOptions {
     maxQueuedBytes?: number;
     /** Default 50000. */
     maxSessions?: number;
+    /**
+     * MESSAGE bytes all sessions together may hold for replay; past it, the sessions detached the
+     * longest end first. Default 256 MiB.
+     */
+    maxRetainedBytes?: number;
   };
   /** Limits on one incoming STOMP frame. */
   limits?: Partial<ParserLimits>;
@@ -357,6 +362,7 @@ function resolveSessionOptions(options: GatewayOptions['session'] = {}): Resolve
     // (the estimate is rough) before the browser counts as slow.
     maxBufferedBytes: maxQueuedBytes * 2,
     maxSessions: options.maxSessions ?? 50_000,
+    maxRetainedBytes: options.maxRetainedBytes ?? 256 * 1_048_576,
   };
 }
 

@@ -47,6 +47,11 @@ export class GatewaySession {
   connection: Connection | undefined;
   /** When the session lost its connection (0 while attached). */
   detachedAt = 0;
+  /**
+   * Whether the client said it resumes sessions (`x-perigee-resume: true`). Sessions of other
+   * clients (stompjs, sockjs-client) end with their connection: nobody would come back for them.
+   */
+  resumable = false;
   closed = false;
 
   /** The last sequence number given to a MESSAGE. */
@@ -102,6 +107,10 @@ export class GatewaySession {
   detach(connection: Connection): void {
     if (this.connection !== connection) return;
     this.connection = undefined;
+    if (!this.resumable) {
+      this.end('the connection closed, and the client does not resume');
+      return;
+    }
     this.detachedAt = Date.now();
   }
 
@@ -177,6 +186,7 @@ export class GatewaySession {
     const connection = this.connection;
     this.connection = undefined;
     connection?.closeAfter(afterFlush, reason);
+    this.context.registry.retainedBytes -= this.retainedBytes;
     this.retained.length = 0;
     this.retainedBytes = 0;
   }
@@ -194,6 +204,7 @@ export class GatewaySession {
       64;
     this.retained.push({ seq, frame: numbered, size });
     this.retainedBytes += size;
+    this.context.registry.retainedBytes += size;
     const limit = this.context.options.maxQueuedBytes;
     if (this.connection) {
       // While attached, only what may still be in flight needs keeping (half the cap): the rest
@@ -207,12 +218,15 @@ export class GatewaySession {
       // Detached and over the cap: a resume could no longer be lossless, so stop holding memory.
       // The browser will learn resumed:false and recover from destination history instead.
       this.end('too many messages waited for a detached session');
+      return;
     }
+    this.context.registry.enforceBudget(this.context.options.maxRetainedBytes);
   }
 
   private dropOldest(): void {
     const oldest = this.retained[this.retainedHead]!;
     this.retainedBytes -= oldest.size;
+    this.context.registry.retainedBytes -= oldest.size;
     this.retainedHead++;
     // Compact now and then, so the array does not grow without bound.
     if (this.retainedHead > 1024 && this.retainedHead * 2 > this.retained.length) {

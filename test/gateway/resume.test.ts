@@ -130,6 +130,40 @@ describe('session resume', () => {
   });
 });
 
+describe('what sessions hold', () => {
+  it('a client that does not resume (no x-perigee-resume) leaves no session behind when it drops', async () => {
+    const gateway = await gatewayFor();
+    const { default: WebSocket } = await import('ws');
+    const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/stomp`, ['v12.stomp']);
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send('CONNECT\naccept-version:1.2\n\n\0');
+    await new Promise((resolve) => socket.once('message', resolve));
+    expect(gateway.gateway.stats().sessions).toBe(1);
+    socket.terminate();
+    await until(() => gateway.gateway.stats().sessions === 0);
+  });
+
+  it('past the gateway-wide replay budget, the session detached the longest ends first', async () => {
+    const gateway = await gatewayFor({ gateway: { session: { maxRetainedBytes: 64 * 1024 } } });
+    const first = client(gateway.url, { transports: ['websocket'], reconnect: false });
+    const second = client(gateway.url, { transports: ['websocket'], reconnect: false });
+    await first.subscribe('/feed/budget', () => {}).ready;
+    await second.subscribe('/feed/budget', () => {}).ready;
+    const ids = [first.core.sessionId!, second.core.sessionId!];
+    const lastSeqs = [first.core.lastSequence, second.core.lastSequence];
+    // Both connections drop (the clients do not come back on their own); the first one earlier.
+    first.core.dropConnection('gone');
+    await until(() => gateway.gateway.stats().detached === 1);
+    second.core.dropConnection('gone');
+    await until(() => gateway.gateway.stats().detached === 2);
+    // About 90 KB for the two of them to hold: more than the 64 KiB budget.
+    for (let i = 0; i < 40; i++) gateway.broker.publishNow('/feed/budget', 'x'.repeat(1000));
+    expect(gateway.gateway.stats().sessions).toBe(1);
+    expect(await resumes(gateway, ids[0]!, lastSeqs[0]!)).toBe(false);
+    expect(await resumes(gateway, ids[1]!, lastSeqs[1]!)).toBe(true);
+  });
+});
+
 describe('long outage', () => {
   it('past session.timeout, recovers from topic history and says recovered: true', async () => {
     const gateway = await gatewayFor({ gateway: { session: { timeout: 200 } } });
@@ -223,4 +257,19 @@ async function startProxy(
       blocked = false;
     },
   };
+}
+
+/** Whether a CONNECT that asks to resume `session` from `lastSeq` is told it was resumed. */
+async function resumes(gateway: TestGateway, session: string, lastSeq: number): Promise<boolean> {
+  const { default: WebSocket } = await import('ws');
+  const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/stomp`, ['v12.stomp']);
+  await new Promise((resolve) => socket.once('open', resolve));
+  socket.send(
+    `CONNECT\naccept-version:1.2\nx-perigee-resume:true\nx-perigee-session:${session}\nx-perigee-last-seq:${lastSeq}\n\n\0`,
+  );
+  const reply = await new Promise<string>((resolve) =>
+    socket.once('message', (data: Buffer) => resolve(data.toString())),
+  );
+  socket.terminate();
+  return /x-perigee-resumed:true/.test(reply);
 }
