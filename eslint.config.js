@@ -79,5 +79,24 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    // The quiz's page script runs in browsers, as plain JavaScript.
+    files: ['examples/quiz/public/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        fetch: 'readonly',
+        console: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setTimeout: 'readonly',
+        URLSearchParams: 'readonly',
+        Perigee: 'readonly',
+      },
+    },
+  },
   prettier,
 );

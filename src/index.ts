@@ -14,8 +14,19 @@ export type {
   QueueOverflowPolicy,
   SlowConsumerPolicy,
 } from './broker/index.js';
-export { createGateway, Gateway, TRANSPORT_NAMES } from './gateway/index.js';
-export type { GatewayLogger, GatewayOptions, TransportName } from './gateway/index.js';
+export {
+  clientScriptTags,
+  createGateway,
+  Gateway,
+  jsonForHtml,
+  TRANSPORT_NAMES,
+} from './gateway/index.js';
+export type {
+  ClientScriptOptions,
+  GatewayLogger,
+  GatewayOptions,
+  TransportName,
+} from './gateway/index.js';
 export {
   AccessRules,
   createAuthorizer,

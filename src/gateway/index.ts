@@ -3,3 +3,4 @@ export { createGateway, Gateway, type GatewayOptions } from './gateway.js';
 export type { GatewayLogger } from './context.js';
 export { OriginPolicy } from './origin.js';
 export { TRANSPORT_NAMES, type Transport, type TransportName } from './transport.js';
+export { clientScriptTags, jsonForHtml, type ClientScriptOptions } from './html.js';

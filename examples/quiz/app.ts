@@ -1,0 +1,642 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyCookie from '@fastify/cookie';
+import fastifyFormbody from '@fastify/formbody';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import nunjucks from 'nunjucks';
+import {
+  clientScriptTags,
+  createAuthorizer,
+  createBroker,
+  createGateway,
+  jsonForHtml,
+  type EmbeddedBroker,
+  type Gateway,
+} from '../../src/index.js';
+import {
+  checkLogin,
+  createSession,
+  createUser,
+  csrfMatches,
+  deleteSession,
+  loadSession,
+  registrationProblems,
+  SESSION_DAYS,
+  type BrowserSession,
+} from './accounts.js';
+import { openDatabase, type Db, type OpenedDatabase } from './db.js';
+import {
+  ForbiddenError,
+  GameError,
+  Games,
+  playersDestination,
+  statusDestination,
+} from './games.js';
+import {
+  loadQuiz,
+  quizProblems,
+  quizzesOf,
+  SAMPLE_QUIZ,
+  saveQuiz,
+  type QuestionInput,
+} from './quizzes.js';
+
+/**
+ * The PyCon quiz, rebuilt on Perigee (the talk's pyconquiz): accounts, quizzes, and live games
+ * whose state the server pushes to every player. It uses only Perigee's public API: the embedded
+ * broker publishes game state, the gateway carries it to browsers over whatever transport they
+ * manage, and the access rules let browsers read their game but never write to it.
+ */
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Views and static files live next to the sources (examples/quiz), also when run from dist. */
+const root = here.includes(`${join('dist', 'examples')}`)
+  ? here.replace(join('dist', 'examples'), 'examples')
+  : here;
+
+const SESSION_COOKIE = 'quiz_session';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    browserSession: BrowserSession;
+  }
+}
+
+export interface QuizOptions {
+  /** postgres://… for PostgreSQL; SQLite otherwise. */
+  databaseUrl?: string;
+  sqliteFile?: string;
+  /** The embedded broker's STOMP TCP listener, or off. */
+  stomp?: { host: string; port: number } | 'off';
+  /** Extra gateway settings (tests shorten timeouts). */
+  session?: { timeout?: number; pingInterval?: number };
+  /** Game timing for tests: how long the reveal stays. */
+  logger?: boolean;
+}
+
+export interface QuizApp {
+  fastify: FastifyInstance;
+  broker: EmbeddedBroker;
+  gateway: Gateway;
+  games: Games;
+  database: OpenedDatabase;
+  stompAddress: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp> {
+  const database = await openDatabase({
+    databaseUrl: options.databaseUrl,
+    sqliteFile: options.sqliteFile ?? join(process.cwd(), 'data', 'quiz.db'),
+  });
+  const db = database.db;
+  const broker = createBroker({ history: 200 });
+  let stompAddress: string | undefined;
+  if (options.stomp !== 'off') {
+    const address = await broker.listen(options.stomp ?? { host: '127.0.0.1', port: 61613 });
+    stompAddress = `${address.address}:${address.port}`;
+  }
+  const games = new Games(db, broker, (destination) => broker.position(destination));
+  await games.resumeAll();
+
+  const fastify = Fastify({
+    logger: options.logger ?? false,
+    trustProxy: false,
+    bodyLimit: 64 * 1024,
+  });
+  await fastify.register(fastifyCookie);
+  await fastify.register(fastifyFormbody);
+
+  const gateway = createGateway({
+    backend: broker,
+    server: fastify.server,
+    session: options.session,
+    authorizer: createAuthorizer({
+      // Browsers read their game; only the app publishes to it (the talk's `game.start()`).
+      rules: [
+        { pattern: '/games/*/status', subscribe: 'anyone', send: 'nobody' },
+        { pattern: '/games/*/players', subscribe: 'anyone', send: 'nobody' },
+      ],
+    }),
+    access: { selfAddresses: stompAddress ? [stompAddress] : [] },
+  });
+
+  const views = new nunjucks.Environment(new nunjucks.FileSystemLoader(join(root, 'views')), {
+    autoescape: true,
+    throwOnUndefined: false,
+  });
+  // The template helper: the client's script tags and settings, as the talk's template tag did.
+  views.addGlobal('perigee', () => new nunjucks.runtime.SafeString(clientScriptTags()));
+  views.addFilter('json', (value: unknown) => new nunjucks.runtime.SafeString(jsonForHtml(value)));
+
+  const render = (
+    reply: FastifyReply,
+    template: string,
+    context: Record<string, unknown> = {},
+    status = 200,
+  ): FastifyReply => {
+    const request = reply.request;
+    const html = views.render(template, {
+      user: request.browserSession.user,
+      csrf: request.browserSession.csrfToken,
+      ...context,
+    });
+    return reply.status(status).type('text/html; charset=utf-8').send(html);
+  };
+
+  fastify.addHook('onRequest', async (request, reply) => {
+    // Pages are not framed, sniffed or given another page's referrer; scripts come from here only.
+    void reply.headers({
+      'content-security-policy':
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'same-origin',
+    });
+    let session = await loadSession(db, request.cookies[SESSION_COOKIE]);
+    if (!session) {
+      session = await createSession(db);
+      setSessionCookie(request, reply, session.id);
+    }
+    request.browserSession = session;
+  });
+
+  // Every state-changing request carries the session's CSRF token: a form field or a header.
+  fastify.addHook('preHandler', async (request, reply) => {
+    if (request.method !== 'POST') return;
+    const body = request.body as Record<string, unknown> | undefined;
+    const token = request.headers['x-csrf-token'] ?? body?._csrf;
+    if (!csrfMatches(request.browserSession, token)) {
+      const message =
+        'This form has expired or did not come from this site. Reload the page and try again.';
+      if (wantsJson(request)) return reply.status(403).send({ error: message });
+      return render(reply, 'error.njk', { title: 'Please try again', message }, 403);
+    }
+  });
+
+  fastify.get('/static/:file', async (request, reply) => {
+    const { file } = request.params as { file: string };
+    if (!/^[\w.-]+\.(css|js|svg)$/.test(file)) return reply.status(404).send('Not found');
+    const content = staticFile(file);
+    if (content === undefined) return reply.status(404).send('Not found');
+    const type = file.endsWith('.css')
+      ? 'text/css'
+      : file.endsWith('.svg')
+        ? 'image/svg+xml'
+        : 'application/javascript';
+    return reply.type(`${type}; charset=utf-8`).header('cache-control', 'no-cache').send(content);
+  });
+
+  fastify.get('/', async (request, reply) => {
+    const user = request.browserSession.user;
+    return render(reply, 'home.njk', {
+      quizzes: user ? await quizzesOf(db, user.id) : [],
+      hosted: user ? await games.gamesOf(user.id) : [],
+      code: (request.query as { code?: string }).code ?? '',
+    });
+  });
+
+  // Accounts.
+  fastify.get('/register', async (_request, reply) =>
+    render(reply, 'register.njk', { values: {} }),
+  );
+  fastify.post('/register', async (request, reply) => {
+    const form = request.body as Record<string, string | undefined>;
+    const username = (form.username ?? '').trim();
+    const password = form.password ?? '';
+    const problems = registrationProblems(username, password, form.confirm ?? '');
+    if (problems.length > 0)
+      return render(reply, 'register.njk', { problems, values: { username } }, 400);
+    const user = await createUser(db, username, password);
+    if (!user)
+      return render(
+        reply,
+        'register.njk',
+        { problems: [`The name ${username} is taken. Choose another.`], values: { username } },
+        409,
+      );
+    await startSession(request, reply, db, user);
+    return reply.redirect(safeNext(form.next), 303);
+  });
+  fastify.get('/login', async (request, reply) =>
+    render(reply, 'login.njk', {
+      values: {},
+      next: safeNext((request.query as { next?: string }).next),
+    }),
+  );
+  fastify.post('/login', async (request, reply) => {
+    const form = request.body as Record<string, string | undefined>;
+    const username = (form.username ?? '').trim();
+    const user = await checkLogin(db, username, form.password ?? '');
+    if (!user) {
+      return render(
+        reply,
+        'login.njk',
+        {
+          problems: ['That name and password do not match.'],
+          values: { username },
+          next: safeNext(form.next),
+        },
+        401,
+      );
+    }
+    await startSession(request, reply, db, user);
+    return reply.redirect(safeNext(form.next), 303);
+  });
+  fastify.post('/logout', async (request, reply) => {
+    await deleteSession(db, request.browserSession.id);
+    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return reply.redirect('/', 303);
+  });
+
+  // Quizzes.
+  const requireUser = (request: FastifyRequest, reply: FastifyReply): number | undefined => {
+    const user = request.browserSession.user;
+    if (!user) {
+      if (wantsJson(request)) void reply.status(401).send({ error: 'Log in first.' });
+      else void reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
+      return undefined;
+    }
+    return user.id;
+  };
+  fastify.get('/quizzes/new', async (request, reply) => {
+    if (requireUser(request, reply) === undefined) return reply;
+    return render(reply, 'quiz-edit.njk', { quiz: { title: '', questions: [] } });
+  });
+  fastify.post('/quizzes', async (request, reply) => {
+    const userId = requireUser(request, reply);
+    if (userId === undefined) return reply;
+    const { title, questions } = quizFromForm(request.body as Record<string, unknown>);
+    const problems = quizProblems(title, questions);
+    if (problems.length > 0) {
+      return render(
+        reply,
+        'quiz-edit.njk',
+        { problems, quiz: { title, questions: editorView(questions) } },
+        400,
+      );
+    }
+    await saveQuiz(db, userId, title, questions);
+    return reply.redirect('/', 303);
+  });
+  fastify.get('/quizzes/:id/edit', async (request, reply) => {
+    const userId = requireUser(request, reply);
+    if (userId === undefined) return reply;
+    const quiz = await loadQuiz(db, Number((request.params as { id: string }).id));
+    if (!quiz)
+      return render(
+        reply,
+        'error.njk',
+        { title: 'No such quiz', message: 'That quiz does not exist.' },
+        404,
+      );
+    if (quiz.authorId !== userId)
+      return render(
+        reply,
+        'error.njk',
+        { title: 'Not yours', message: 'Only its author can edit a quiz.' },
+        403,
+      );
+    return render(reply, 'quiz-edit.njk', {
+      quiz: { ...quiz, questions: editorView(quiz.questions) },
+    });
+  });
+  fastify.post('/quizzes/:id', async (request, reply) => {
+    const userId = requireUser(request, reply);
+    if (userId === undefined) return reply;
+    const id = Number((request.params as { id: string }).id);
+    const existing = await loadQuiz(db, id);
+    if (!existing)
+      return render(
+        reply,
+        'error.njk',
+        { title: 'No such quiz', message: 'That quiz does not exist.' },
+        404,
+      );
+    if (existing.authorId !== userId)
+      return render(
+        reply,
+        'error.njk',
+        { title: 'Not yours', message: 'Only its author can edit a quiz.' },
+        403,
+      );
+    const { title, questions } = quizFromForm(request.body as Record<string, unknown>);
+    const problems = quizProblems(title, questions);
+    if (problems.length > 0) {
+      return render(
+        reply,
+        'quiz-edit.njk',
+        { problems, quiz: { id, title, questions: editorView(questions) } },
+        400,
+      );
+    }
+    await saveQuiz(db, userId, title, questions, id);
+    return reply.redirect('/', 303);
+  });
+  fastify.post('/quizzes/:id/host', async (request, reply) => {
+    const userId = requireUser(request, reply);
+    if (userId === undefined) return reply;
+    try {
+      const game = await games.create(Number((request.params as { id: string }).id), userId);
+      return reply.redirect(`/games/${game.id}`, 303);
+    } catch (error) {
+      if (error instanceof GameError)
+        return render(reply, 'error.njk', { title: 'Cannot host', message: error.message }, 400);
+      throw error;
+    }
+  });
+  fastify.post('/sample/host', async (request, reply) => {
+    const userId = requireUser(request, reply);
+    if (userId === undefined) return reply;
+    // Each author gets their own copy of the sample, to play and to edit.
+    const mine = await quizzesOf(db, userId);
+    const quizId =
+      mine.find((quiz) => quiz.title === SAMPLE_QUIZ.title)?.id ??
+      (await saveQuiz(db, userId, SAMPLE_QUIZ.title, SAMPLE_QUIZ.questions));
+    const game = await games.create(quizId, userId);
+    return reply.redirect(`/games/${game.id}`, 303);
+  });
+
+  // Joining.
+  fastify.get('/g/:code', async (request, reply) =>
+    reply.redirect(
+      `/join?code=${encodeURIComponent((request.params as { code: string }).code)}`,
+      303,
+    ),
+  );
+  fastify.get('/join', async (request, reply) => {
+    const code = ((request.query as { code?: string }).code ?? '').toUpperCase();
+    return render(reply, 'join.njk', {
+      values: { code, nickname: request.browserSession.user?.username ?? '' },
+    });
+  });
+  fastify.post('/join', async (request, reply) => {
+    const form = request.body as Record<string, string | undefined>;
+    const code = (form.code ?? '').trim().toUpperCase();
+    const nickname = (form.nickname ?? '').trim();
+    const values = { code, nickname };
+    const problems: string[] = [];
+    if (!/^[A-Z0-9]{6}$/.test(code))
+      problems.push('Enter the 6-character code shown on the host’s screen.');
+    if (nickname.length < 1 || nickname.length > 24)
+      problems.push('Choose a nickname of 1 to 24 characters.');
+    if (problems.length > 0) return render(reply, 'join.njk', { problems, values }, 400);
+    const game = await games.findByCode(code);
+    if (!game)
+      return render(
+        reply,
+        'join.njk',
+        { problems: [`No game has the code ${code}.`], values },
+        404,
+      );
+    try {
+      await games.join(
+        game.id,
+        request.browserSession.id,
+        request.browserSession.user?.id ?? null,
+        nickname,
+      );
+    } catch (error) {
+      if (error instanceof GameError)
+        return render(reply, 'join.njk', { problems: [error.message], values }, 409);
+      throw error;
+    }
+    return reply.redirect(`/games/${game.id}/play`, 303);
+  });
+
+  // Games.
+  const gamePage = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    role: 'host' | 'player',
+  ): Promise<FastifyReply> => {
+    const gameId = Number((request.params as { id: string }).id);
+    const game = await games.find(gameId);
+    if (!game)
+      return render(
+        reply,
+        'error.njk',
+        { title: 'No such game', message: 'That game does not exist.' },
+        404,
+      );
+    const player = await games.playerOf(gameId, request.browserSession.id);
+    if (role === 'host' && game.authorId !== request.browserSession.user?.id) {
+      return reply.redirect(player ? `/games/${gameId}/play` : `/join?code=${game.code}`, 303);
+    }
+    if (role === 'player' && !player) return reply.redirect(`/join?code=${game.code}`, 303);
+    // Rendered at a known position of the status topic; the page subscribes since it, so it
+    // gets exactly what happened after this render: no gap, no duplicate.
+    const position = games.position(gameId);
+    const status = await games.status(gameId);
+    // A player who reloads after answering sees the answer locked in, not the buttons again.
+    const myAnswer =
+      player && status?.state === 'question'
+        ? await games.answerOf(gameId, player.id, status.index)
+        : null;
+    const players = await games.players(gameId);
+    const host = request.headers.host ?? 'localhost:8080';
+    const origin = `${request.protocol}://${host}`;
+    return render(reply, role === 'host' ? 'host.njk' : 'play.njk', {
+      game,
+      status,
+      players,
+      player,
+      joinUrl: `${origin}/g/${game.code}`,
+      page: {
+        role,
+        gameId,
+        code: game.code,
+        playerId: player?.id ?? null,
+        myAnswer,
+        status,
+        players,
+        position,
+        serverTime: Date.now(),
+        csrf: request.browserSession.csrfToken,
+        statusDestination: statusDestination(gameId),
+        playersDestination: playersDestination(gameId),
+      },
+    });
+  };
+  fastify.get('/games/:id', (request, reply) => gamePage(request, reply, 'host'));
+  fastify.get('/games/:id/play', (request, reply) => gamePage(request, reply, 'player'));
+
+  fastify.post('/games/:id/start', async (request, reply) => {
+    const user = request.browserSession.user;
+    if (!user) return reply.status(401).send({ error: 'Log in first.' });
+    try {
+      await games.start(Number((request.params as { id: string }).id), user.id);
+      return reply.send({});
+    } catch (error) {
+      if (error instanceof ForbiddenError) return reply.status(403).send({ error: error.message });
+      if (error instanceof GameError) return reply.send({ error: error.message });
+      throw error;
+    }
+  });
+  fastify.post('/games/:id/answer', async (request, reply) => {
+    const body = request.body as { index?: unknown; choice?: unknown } | undefined;
+    const index = Number(body?.index);
+    const choice = Number(body?.choice);
+    if (!Number.isInteger(index) || !Number.isInteger(choice)) {
+      return reply
+        .status(400)
+        .send({ error: 'An answer needs the question index and the choice.' });
+    }
+    try {
+      const result = await games.answer(
+        Number((request.params as { id: string }).id),
+        request.browserSession.id,
+        index,
+        choice,
+      );
+      return reply.send(result);
+    } catch (error) {
+      if (error instanceof GameError) return reply.status(409).send({ error: error.message });
+      throw error;
+    }
+  });
+
+  fastify.setNotFoundHandler(async (request, reply) => {
+    if (wantsJson(request)) return reply.status(404).send({ error: 'Not found.' });
+    return render(
+      reply,
+      'error.njk',
+      { title: 'Not found', message: 'There is nothing at this address.' },
+      404,
+    );
+  });
+  fastify.setErrorHandler(async (error, request, reply) => {
+    // Bad input gets its 4xx; anything else is logged here and never shown to the browser.
+    const status =
+      typeof (error as { statusCode?: number }).statusCode === 'number'
+        ? (error as { statusCode: number }).statusCode
+        : 500;
+    if (status >= 500) console.error('quiz: request failed', error);
+    const message =
+      status >= 500
+        ? 'Something went wrong on our side. Try again in a moment.'
+        : (error as Error).message;
+    if (wantsJson(request)) return reply.status(status).send({ error: message });
+    return render(
+      reply,
+      'error.njk',
+      { title: status >= 500 ? 'Sorry' : 'That did not work', message },
+      status,
+    );
+  });
+
+  return {
+    fastify,
+    broker,
+    gateway,
+    games,
+    database,
+    stompAddress,
+    async close() {
+      games.stop();
+      await gateway.close({ drainMs: 100 });
+      await fastify.close();
+      await broker.close({ drainMs: 100 });
+      await database.close();
+    },
+  };
+}
+
+function wantsJson(request: FastifyRequest): boolean {
+  return (
+    (request.headers.accept ?? '').includes('application/json') ||
+    (request.headers['content-type'] ?? '').includes('application/json')
+  );
+}
+
+function setSessionCookie(request: FastifyRequest, reply: FastifyReply, id: string): void {
+  void reply.setCookie(SESSION_COOKIE, id, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: request.protocol === 'https',
+    maxAge: SESSION_DAYS * 86_400,
+  });
+}
+
+/** Logging in starts a new session: the old id, which others may have seen, is dropped. */
+async function startSession(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  db: Db,
+  user: { id: number; username: string },
+): Promise<void> {
+  await deleteSession(db, request.browserSession.id);
+  const session = await createSession(db, user);
+  setSessionCookie(request, reply, session.id);
+  request.browserSession = session;
+}
+
+/** Where to go after a login: only a path on this site. */
+function safeNext(next: string | undefined): string {
+  return next && /^\/(?!\/)[\w/?=&%.-]*$/.test(next) ? next : '/';
+}
+
+interface EditedQuestion extends QuestionInput {
+  /** The four choice slots of the editor, and which slot is marked right. */
+  slots: string[];
+  correctSlot: number;
+}
+
+/** Questions as the editor shows them: four slots each, the right one marked. */
+function editorView(questions: readonly (QuestionInput | EditedQuestion)[]): EditedQuestion[] {
+  return questions.map((question) => {
+    if ('slots' in question) return question;
+    const slots = [...question.choices, '', '', '', ''].slice(0, 4);
+    return { ...question, slots, correctSlot: question.correct };
+  });
+}
+
+/** The quiz editor's fields: title, and q{n}.text / q{n}.choice{0-3} / q{n}.correct / q{n}.seconds. */
+function quizFromForm(form: Record<string, unknown>): {
+  title: string;
+  questions: EditedQuestion[];
+} {
+  const field = (name: string): string =>
+    typeof form[name] === 'string' ? (form[name]) : '';
+  const questions: EditedQuestion[] = [];
+  for (let n = 0; n < 52; n++) {
+    if (!(`q${n}.text` in form)) continue;
+    const text = field(`q${n}.text`);
+    const choices = [0, 1, 2, 3].map((c) => field(`q${n}.choice${c}`));
+    if (
+      text.trim() === '' &&
+      choices.every((choice) => choice.trim() === '') &&
+      field(`q${n}.remove`) === ''
+    )
+      continue;
+    if (field(`q${n}.remove`) === 'on') continue;
+    // The right answer is given among all four slots; count it among the filled ones.
+    const marked = Number(field(`q${n}.correct`));
+    const filledBefore = choices
+      .slice(0, Math.max(0, marked))
+      .filter((choice) => choice.trim() !== '').length;
+    const correct = choices[marked]?.trim() ? filledBefore : -1;
+    questions.push({
+      text,
+      choices,
+      correct,
+      seconds: Number(field(`q${n}.seconds`) || '20'),
+      slots: choices,
+      correctSlot: marked,
+    });
+  }
+  return { title: field('title'), questions };
+}
+
+const staticCache = new Map<string, string | undefined>();
+function staticFile(file: string): string | undefined {
+  if (!staticCache.has(file)) {
+    try {
+      staticCache.set(file, readFileSync(join(root, 'public', file), 'utf8'));
+    } catch {
+      staticCache.set(file, undefined);
+    }
+  }
+  return staticCache.get(file);
+}

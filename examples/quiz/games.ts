@@ -1,0 +1,577 @@
+import { randomInt } from 'node:crypto';
+import type { Publisher, StreamPosition } from '../../src/index.js';
+import type { Db, GameState } from './db.js';
+import { loadQuiz, type Quiz } from './quizzes.js';
+
+/**
+ * Games: the lobby, the server's clock that runs each question, answers and scores, and what is
+ * pushed to browsers. The clock lives here, never in a browser. Every change is published whole
+ * on `/games/{id}/status` (and the player list on `/games/{id}/players`), so that a page can
+ * render from any one message; `publishedAt` lets pages measure how long delivery took.
+ */
+
+/** How long the right answer and the scores stay on screen before the next question. */
+export const REVEAL_MS = 6000;
+const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+
+export class GameError extends Error {}
+
+export interface PlayerSummary {
+  id: number;
+  nickname: string;
+  score: number;
+}
+
+export interface PlayerResult {
+  id: number;
+  nickname: string;
+  choice: number | null;
+  correct: boolean;
+  points: number;
+  score: number;
+}
+
+export type GameStatus =
+  | { state: 'lobby'; gameId: number; code: string; title: string; total: number; players: number }
+  | {
+      state: 'question';
+      gameId: number;
+      title: string;
+      index: number;
+      total: number;
+      question: { text: string; choices: string[]; seconds: number };
+      startedAt: number;
+      deadline: number;
+      answered: number;
+      players: number;
+    }
+  | {
+      state: 'reveal';
+      gameId: number;
+      title: string;
+      index: number;
+      total: number;
+      question: { text: string; choices: string[]; seconds: number };
+      correct: number;
+      results: PlayerResult[];
+      scoreboard: PlayerSummary[];
+      nextAt: number;
+      last: boolean;
+    }
+  | {
+      state: 'finished';
+      gameId: number;
+      title: string;
+      total: number;
+      podium: PlayerSummary[];
+      scoreboard: PlayerSummary[];
+    };
+
+export type Published<T> = T & { publishedAt: number };
+
+interface Runtime {
+  gameId: number;
+  code: string;
+  quiz: Quiz;
+  authorId: number;
+  state: GameState;
+  index: number;
+  startedAt: number;
+  endsAt: number;
+  /** Players who answered the current question. */
+  answered: Set<number>;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface GameRow {
+  id: number;
+  code: string;
+  quizId: number;
+  authorId: number;
+  state: GameState;
+}
+
+export function statusDestination(gameId: number): string {
+  return `/games/${gameId}/status`;
+}
+
+export function playersDestination(gameId: number): string {
+  return `/games/${gameId}/players`;
+}
+
+/** Runs every game: their clocks, their answers, and what is published about them. */
+export class Games {
+  private readonly db: Db;
+  private readonly publisher: Publisher;
+  private readonly runtimes = new Map<number, Runtime>();
+  private readonly positionOf: (destination: string) => StreamPosition | undefined;
+
+  constructor(
+    db: Db,
+    publisher: Publisher,
+    positionOf: (destination: string) => StreamPosition | undefined,
+  ) {
+    this.db = db;
+    this.publisher = publisher;
+    this.positionOf = positionOf;
+  }
+
+  /** Picks up the games a previous run left half played, with their clocks. */
+  async resumeAll(): Promise<void> {
+    const rows = await this.db
+      .selectFrom('games')
+      .selectAll()
+      .where('state', 'in', ['question', 'reveal'])
+      .execute();
+    for (const row of rows) {
+      const runtime = await this.runtime(row.id);
+      if (runtime) this.schedule(runtime);
+    }
+  }
+
+  async create(quizId: number, authorId: number): Promise<GameRow> {
+    const quiz = await loadQuiz(this.db, quizId);
+    if (!quiz || quiz.authorId !== authorId) throw new GameError('That quiz is not yours to host.');
+    if (quiz.questions.length === 0) throw new GameError('That quiz has no questions yet.');
+    const now = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      const code = Array.from(
+        { length: 6 },
+        () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)],
+      ).join('');
+      const taken = await this.db
+        .selectFrom('games')
+        .select('id')
+        .where('code', '=', code)
+        .executeTakeFirst();
+      if (taken && attempt < 10) continue;
+      const row = await this.db
+        .insertInto('games')
+        .values({
+          quiz_id: quizId,
+          author_id: authorId,
+          code,
+          state: 'lobby',
+          current_index: -1,
+          phase_started_at: now,
+          phase_ends_at: now,
+          created_at: now,
+        })
+        .returning(['id', 'code', 'quiz_id', 'author_id', 'state'])
+        .executeTakeFirstOrThrow();
+      return {
+        id: row.id,
+        code: row.code,
+        quizId: row.quiz_id,
+        authorId: row.author_id,
+        state: row.state,
+      };
+    }
+  }
+
+  async find(gameId: number): Promise<GameRow | undefined> {
+    const row = await this.db
+      .selectFrom('games')
+      .selectAll()
+      .where('id', '=', gameId)
+      .executeTakeFirst();
+    return (
+      row && {
+        id: row.id,
+        code: row.code,
+        quizId: row.quiz_id,
+        authorId: row.author_id,
+        state: row.state,
+      }
+    );
+  }
+
+  async findByCode(code: string): Promise<GameRow | undefined> {
+    const row = await this.db
+      .selectFrom('games')
+      .selectAll()
+      .where('code', '=', code.trim().toUpperCase())
+      .executeTakeFirst();
+    return (
+      row && {
+        id: row.id,
+        code: row.code,
+        quizId: row.quiz_id,
+        authorId: row.author_id,
+        state: row.state,
+      }
+    );
+  }
+
+  async gamesOf(
+    authorId: number,
+  ): Promise<{ id: number; code: string; title: string; state: GameState }[]> {
+    return this.db
+      .selectFrom('games')
+      .innerJoin('quizzes', 'quizzes.id', 'games.quiz_id')
+      .select(['games.id', 'games.code', 'quizzes.title', 'games.state'])
+      .where('games.author_id', '=', authorId)
+      .orderBy('games.id', 'desc')
+      .limit(20)
+      .execute();
+  }
+
+  /** The player a browser session already is in a game, if any. */
+  async playerOf(gameId: number, sessionId: string): Promise<PlayerSummary | undefined> {
+    const row = await this.db
+      .selectFrom('players')
+      .select(['id', 'nickname', 'score'])
+      .where('game_id', '=', gameId)
+      .where('session_id', '=', sessionId)
+      .executeTakeFirst();
+    return row;
+  }
+
+  async join(
+    gameId: number,
+    sessionId: string,
+    userId: number | null,
+    nickname: string,
+  ): Promise<PlayerSummary> {
+    const existing = await this.playerOf(gameId, sessionId);
+    if (existing) return existing;
+    const game = await this.find(gameId);
+    if (!game) throw new GameError('There is no such game.');
+    if (game.state === 'finished') throw new GameError('That game is over.');
+    const clash = await this.db
+      .selectFrom('players')
+      .select('id')
+      .where('game_id', '=', gameId)
+      .where('nickname', '=', nickname)
+      .executeTakeFirst();
+    if (clash)
+      throw new GameError(`Someone in this game is already called ${nickname}. Pick another name.`);
+    const player = await this.db
+      .insertInto('players')
+      .values({
+        game_id: gameId,
+        session_id: sessionId,
+        user_id: userId,
+        nickname,
+        score: 0,
+        joined_at: Date.now(),
+      })
+      .returning(['id', 'nickname', 'score'])
+      .executeTakeFirstOrThrow();
+    await this.publishPlayers(gameId);
+    return player;
+  }
+
+  /** A player's answer to one question, if they gave one. */
+  async answerOf(
+    gameId: number,
+    playerId: number,
+    index: number,
+  ): Promise<{ index: number; choice: number } | null> {
+    const row = await this.db
+      .selectFrom('answers')
+      .select('choice_index')
+      .where('game_id', '=', gameId)
+      .where('player_id', '=', playerId)
+      .where('question_index', '=', index)
+      .executeTakeFirst();
+    return row ? { index, choice: row.choice_index } : null;
+  }
+
+  async players(gameId: number): Promise<PlayerSummary[]> {
+    return this.db
+      .selectFrom('players')
+      .select(['id', 'nickname', 'score'])
+      .where('game_id', '=', gameId)
+      .orderBy('score', 'desc')
+      .orderBy('joined_at')
+      .execute();
+  }
+
+  /** The talk's `game_start`: author only; a game starts once, and only with players. */
+  async start(gameId: number, userId: number): Promise<void> {
+    const runtime = await this.runtime(gameId);
+    if (!runtime) throw new GameError('There is no such game.');
+    if (runtime.authorId !== userId) throw new ForbiddenError();
+    if (runtime.state !== 'lobby') throw new GameError('This game has already started.');
+    const players = await this.players(gameId);
+    if (players.length === 0) throw new GameError('Nobody has joined yet: share the code first.');
+    await this.beginQuestion(runtime, 0);
+  }
+
+  /** Records an answer: one per player per question, before the deadline. */
+  async answer(
+    gameId: number,
+    sessionId: string,
+    index: number,
+    choice: number,
+  ): Promise<{ correct: boolean; points: number }> {
+    const runtime = await this.runtime(gameId);
+    if (!runtime) throw new GameError('There is no such game.');
+    const player = await this.playerOf(gameId, sessionId);
+    if (!player) throw new GameError('Join the game before answering.');
+    const now = Date.now();
+    if (runtime.state !== 'question' || runtime.index !== index || now > runtime.endsAt) {
+      throw new GameError('Too late: this question is closed.');
+    }
+    const question = runtime.quiz.questions[index]!;
+    if (!Number.isInteger(choice) || choice < 0 || choice >= question.choices.length) {
+      throw new GameError('That is not one of the choices.');
+    }
+    // Decided before any await, so two quick answers from one player cannot both pass.
+    if (runtime.answered.has(player.id))
+      throw new GameError('You have already answered this question.');
+    runtime.answered.add(player.id);
+    const correct = choice === question.correct;
+    // Right answers score 500 to 1000 points: the faster, the more.
+    const remaining = Math.max(0, runtime.endsAt - now) / (runtime.endsAt - runtime.startedAt);
+    const points = correct ? Math.round(500 + 500 * remaining) : 0;
+    await this.db
+      .insertInto('answers')
+      .values({
+        game_id: gameId,
+        player_id: player.id,
+        question_index: index,
+        choice_index: choice,
+        correct: correct ? 1 : 0,
+        points,
+        answered_at: now,
+      })
+      .execute();
+    const total = (await this.players(gameId)).length;
+    if (runtime.answered.size >= total) {
+      await this.reveal(runtime);
+    } else {
+      await this.publishStatus(runtime);
+    }
+    return { correct, points };
+  }
+
+  /** The game as it is now, in the shape of its status messages: what a page renders first. */
+  async status(gameId: number): Promise<Published<GameStatus> | undefined> {
+    const runtime = await this.runtime(gameId);
+    return runtime && this.describe(runtime);
+  }
+
+  /** Where the game's status topic stands: a page rendered now subscribes since it. */
+  position(gameId: number): StreamPosition | undefined {
+    return this.positionOf(statusDestination(gameId));
+  }
+
+  /** Stops every clock (the server is shutting down; resumeAll picks them up next time). */
+  stop(): void {
+    for (const runtime of this.runtimes.values()) clearTimeout(runtime.timer);
+    this.runtimes.clear();
+  }
+
+  private async runtime(gameId: number): Promise<Runtime | undefined> {
+    const cached = this.runtimes.get(gameId);
+    if (cached) return cached;
+    const row = await this.db
+      .selectFrom('games')
+      .selectAll()
+      .where('id', '=', gameId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const quiz = await loadQuiz(this.db, row.quiz_id);
+    if (!quiz) return undefined;
+    const answered = new Set<number>();
+    if (row.state === 'question') {
+      const rows = await this.db
+        .selectFrom('answers')
+        .select('player_id')
+        .where('game_id', '=', gameId)
+        .where('question_index', '=', row.current_index)
+        .execute();
+      for (const answer of rows) answered.add(answer.player_id);
+    }
+    const again = this.runtimes.get(gameId);
+    if (again) return again; // another request loaded it meanwhile
+    const runtime: Runtime = {
+      gameId,
+      code: row.code,
+      quiz,
+      authorId: row.author_id,
+      state: row.state,
+      index: row.current_index,
+      startedAt: row.phase_started_at,
+      endsAt: row.phase_ends_at,
+      answered,
+      timer: undefined,
+    };
+    this.runtimes.set(gameId, runtime);
+    return runtime;
+  }
+
+  private schedule(runtime: Runtime): void {
+    clearTimeout(runtime.timer);
+    if (runtime.state !== 'question' && runtime.state !== 'reveal') return;
+    const delay = Math.max(0, runtime.endsAt - Date.now());
+    runtime.timer = setTimeout(() => {
+      const next = runtime.state === 'question' ? this.reveal(runtime) : this.advance(runtime);
+      next.catch((error: unknown) => console.error('quiz: the game clock failed', error));
+    }, delay);
+  }
+
+  private async beginQuestion(runtime: Runtime, index: number): Promise<void> {
+    const question = runtime.quiz.questions[index]!;
+    const now = Date.now();
+    runtime.state = 'question';
+    runtime.index = index;
+    runtime.startedAt = now;
+    runtime.endsAt = now + question.seconds * 1000;
+    runtime.answered = new Set();
+    await this.save(runtime);
+    this.schedule(runtime);
+    await this.publishStatus(runtime);
+  }
+
+  private async reveal(runtime: Runtime): Promise<void> {
+    if (runtime.state !== 'question') return;
+    const now = Date.now();
+    runtime.state = 'reveal';
+    runtime.startedAt = now;
+    runtime.endsAt = now + REVEAL_MS;
+    await this.db.transaction().execute(async (trx) => {
+      // Scores are the sum of points: computed from the answers, so nothing counts twice.
+      const totals = await trx
+        .selectFrom('answers')
+        .select(({ fn }) => ['player_id', fn.sum<number>('points').as('total')])
+        .where('game_id', '=', runtime.gameId)
+        .groupBy('player_id')
+        .execute();
+      for (const row of totals) {
+        await trx
+          .updateTable('players')
+          .set({ score: Number(row.total) })
+          .where('id', '=', row.player_id)
+          .execute();
+      }
+    });
+    await this.save(runtime);
+    this.schedule(runtime);
+    await this.publishStatus(runtime);
+  }
+
+  private async advance(runtime: Runtime): Promise<void> {
+    if (runtime.state !== 'reveal') return;
+    const next = runtime.index + 1;
+    if (next < runtime.quiz.questions.length) {
+      await this.beginQuestion(runtime, next);
+      return;
+    }
+    runtime.state = 'finished';
+    runtime.startedAt = Date.now();
+    runtime.endsAt = runtime.startedAt;
+    await this.save(runtime);
+    await this.publishStatus(runtime);
+  }
+
+  private async save(runtime: Runtime): Promise<void> {
+    await this.db
+      .updateTable('games')
+      .set({
+        state: runtime.state,
+        current_index: runtime.index,
+        phase_started_at: runtime.startedAt,
+        phase_ends_at: runtime.endsAt,
+      })
+      .where('id', '=', runtime.gameId)
+      .execute();
+  }
+
+  private async describe(runtime: Runtime): Promise<Published<GameStatus>> {
+    const publishedAt = Date.now();
+    const base = {
+      gameId: runtime.gameId,
+      title: runtime.quiz.title,
+      total: runtime.quiz.questions.length,
+      publishedAt,
+    };
+    const question = runtime.quiz.questions[runtime.index];
+    const shown = question && {
+      text: question.text,
+      choices: question.choices,
+      seconds: question.seconds,
+    };
+    switch (runtime.state) {
+      case 'lobby':
+        return {
+          ...base,
+          state: 'lobby',
+          code: runtime.code,
+          players: (await this.players(runtime.gameId)).length,
+        };
+      case 'question':
+        return {
+          ...base,
+          state: 'question',
+          index: runtime.index,
+          question: shown!,
+          startedAt: runtime.startedAt,
+          deadline: runtime.endsAt,
+          answered: runtime.answered.size,
+          players: (await this.players(runtime.gameId)).length,
+        };
+      case 'reveal': {
+        const players = await this.players(runtime.gameId);
+        const answers = await this.db
+          .selectFrom('answers')
+          .select(['player_id', 'choice_index', 'correct', 'points'])
+          .where('game_id', '=', runtime.gameId)
+          .where('question_index', '=', runtime.index)
+          .execute();
+        const byPlayer = new Map(answers.map((answer) => [answer.player_id, answer]));
+        return {
+          ...base,
+          state: 'reveal',
+          index: runtime.index,
+          question: shown!,
+          correct: question!.correct,
+          results: players.map((player) => {
+            const answer = byPlayer.get(player.id);
+            return {
+              id: player.id,
+              nickname: player.nickname,
+              choice: answer ? answer.choice_index : null,
+              correct: answer?.correct === 1,
+              points: answer?.points ?? 0,
+              score: player.score,
+            };
+          }),
+          scoreboard: players,
+          nextAt: runtime.endsAt,
+          last: runtime.index + 1 >= runtime.quiz.questions.length,
+        };
+      }
+      case 'finished': {
+        const players = await this.players(runtime.gameId);
+        return { ...base, state: 'finished', podium: players.slice(0, 3), scoreboard: players };
+      }
+    }
+  }
+
+  private async publishStatus(runtime: Runtime): Promise<void> {
+    const status = await this.describe(runtime);
+    await this.publisher.publish(statusDestination(runtime.gameId), JSON.stringify(status), {
+      'content-type': 'application/json',
+    });
+  }
+
+  private async publishPlayers(gameId: number): Promise<void> {
+    const players = await this.players(gameId);
+    await this.publisher.publish(
+      playersDestination(gameId),
+      JSON.stringify({ gameId, players, publishedAt: Date.now() }),
+      { 'content-type': 'application/json' },
+    );
+    const runtime = this.runtimes.get(gameId);
+    if (runtime?.state === 'lobby') await this.publishStatus(runtime);
+  }
+}
+
+export class ForbiddenError extends Error {
+  constructor() {
+    super('Only the quiz author can do that.');
+  }
+}

@@ -1,0 +1,404 @@
+// The game pages (host and player): render the state the server embedded in the page, then follow
+// the game live. The server owns the clock; this page only counts down to the server's deadline,
+// using the server's time as Perigee estimates it, so a wrong device clock does not matter.
+(function () {
+  'use strict';
+
+  const page = JSON.parse(document.getElementById('quiz-page').textContent);
+  const settings = JSON.parse(document.getElementById('perigee-settings').textContent);
+  const root = document.getElementById('game');
+  const connection = document.getElementById('connection');
+  const isHost = page.role === 'host';
+  const SHAPES = ['▲', '◆', '●', '■'];
+  const COLORS = ['red', 'blue', 'yellow', 'green'];
+
+  // Until Perigee has measured the server's clock, the page's own render time is the estimate.
+  const renderOffset = page.serverTime - Date.now();
+  let connected = false;
+  let status = page.status;
+  let players = page.players;
+  let myAnswer = page.myAnswer || null;
+  let startError = '';
+  let countdownTimer = 0;
+
+  // Delivery delays, server publish to this page's update, for the load test to read.
+  window.quizLatencies = [];
+
+  const query = new URLSearchParams(location.search);
+  const options = {};
+  if (query.get('transports')) options.transports = query.get('transports').split(',');
+  const client = Perigee.connect(settings.url, options);
+  window.quizClient = client;
+
+  function serverNow() {
+    return connected ? client.serverNow() : Date.now() + renderOffset;
+  }
+
+  client.on('state', function (change) {
+    connected = connected || change.state === 'open';
+    connection.dataset.state = change.state;
+    connection.textContent =
+      change.state === 'open'
+        ? 'Live'
+        : change.state === 'closed'
+          ? 'Offline'
+          : change.state === 'reconnecting'
+            ? 'Reconnecting…'
+            : 'Connecting…';
+  });
+
+  client.subscribe(
+    page.statusDestination,
+    function (message) {
+      const next = message.json();
+      window.quizLatencies.push(client.serverNow() - next.publishedAt);
+      // A new question clears the last answer; the reveal of the same question keeps it.
+      if (next.state === 'question' && myAnswer && myAnswer.index !== next.index) myAnswer = null;
+      status = next;
+      render();
+    },
+    {
+      // The page was rendered at this position: what happened since comes first, nothing twice.
+      since: page.position,
+      onRecovery: function (recovered) {
+        // The server could not replay what this page missed: the page itself is stale.
+        if (!recovered) location.reload();
+      },
+    },
+  );
+  client.subscribe(page.playersDestination, function (message) {
+    players = message.json().players;
+    if (status.state === 'lobby') render();
+  });
+
+  function element(tag, attributes, children) {
+    const node = document.createElement(tag);
+    for (const name in attributes || {}) {
+      if (name === 'text') node.textContent = attributes[name];
+      else if (name === 'onclick') node.addEventListener('click', attributes[name]);
+      // Through the CSSOM, not the attribute: the page's Content-Security-Policy forbids inline styles.
+      else if (name === 'width') node.style.width = attributes[name];
+      else node.setAttribute(name, attributes[name]);
+    }
+    for (const child of children || []) if (child) node.append(child);
+    return node;
+  }
+
+  function secondsLeft() {
+    return Math.max(0, Math.ceil((status.deadline - serverNow()) / 1000));
+  }
+
+  function progress(text) {
+    return element('p', { class: 'progress', text: text });
+  }
+
+  function scoreboard(list, title) {
+    const rows = list.map(function (entry, rank) {
+      const mine = entry.id === page.playerId;
+      return element('li', { class: mine ? 'me' : '' }, [
+        element('span', { class: 'rank', text: String(rank + 1) }),
+        element('span', { class: 'name', text: entry.nickname + (mine ? ' (you)' : '') }),
+        element('span', { class: 'points', text: entry.score + ' pts' }),
+      ]);
+    });
+    return element('section', { class: 'scoreboard', 'aria-label': title }, [
+      element('h3', { text: title }),
+      element('ol', {}, rows),
+    ]);
+  }
+
+  function playerList() {
+    return element('section', { class: 'players', 'aria-label': 'Players' }, [
+      element('h2', { text: players.length === 1 ? '1 player' : players.length + ' players' }),
+      players.length === 0
+        ? element('p', { class: 'muted', text: 'Waiting for players to join…' })
+        : element(
+            'ul',
+            { class: 'chips' },
+            players.map(function (player) {
+              return element('li', {
+                class: player.id === page.playerId ? 'me' : '',
+                text: player.nickname,
+              });
+            }),
+          ),
+    ]);
+  }
+
+  function renderLobby() {
+    if (isHost) {
+      const start = element('button', {
+        class: 'button big',
+        id: 'start',
+        text: 'Start the game',
+        onclick: startGame,
+      });
+      if (players.length === 0) start.setAttribute('disabled', '');
+      return [
+        element('section', { class: 'lobby-code' }, [
+          element('p', { text: 'Game code' }),
+          element('p', { class: 'big-code', text: page.code }),
+        ]),
+        playerList(),
+        element('div', { class: 'actions' }, [
+          start,
+          startError ? element('p', { class: 'error', role: 'alert', text: startError }) : null,
+        ]),
+      ];
+    }
+    return [
+      element('section', { class: 'waiting' }, [
+        element('h2', { text: 'You are in!' }),
+        element('p', { text: 'Waiting for the host to start the game…' }),
+      ]),
+      playerList(),
+    ];
+  }
+
+  function renderQuestion() {
+    const question = status.question;
+    const total = Math.max(1, status.deadline - status.startedAt);
+    const left = secondsLeft();
+    const bar = element('div', { class: 'timer-bar', role: 'presentation' }, [
+      element('div', {
+        class: 'timer-fill',
+        width: Math.max(0, Math.min(100, ((status.deadline - serverNow()) / total) * 100)) + '%',
+      }),
+    ]);
+    const answeredText = status.answered + ' of ' + status.players + ' answered';
+    const choices = question.choices.map(function (choice, index) {
+      const attributes = {
+        class: 'choice ' + COLORS[index] + (myAnswer && myAnswer.choice === index ? ' picked' : ''),
+        type: 'button',
+        'data-choice': String(index),
+      };
+      if (isHost || myAnswer || left === 0) attributes.disabled = '';
+      const button = element('button', attributes, [
+        element('span', { class: 'shape', 'aria-hidden': 'true', text: SHAPES[index] }),
+        element('span', { class: 'label', text: choice }),
+      ]);
+      if (!isHost)
+        button.addEventListener('click', function () {
+          answer(index);
+        });
+      return button;
+    });
+    const parts = [
+      progress('Question ' + (status.index + 1) + ' of ' + status.total),
+      element('h2', { class: 'question-text', text: question.text }),
+      element('div', { class: 'clock' }, [
+        element('span', {
+          class: 'seconds',
+          id: 'seconds',
+          'aria-label': left + ' seconds left',
+          text: String(left),
+        }),
+        bar,
+      ]),
+      element('div', { class: 'choices' }, choices),
+      element('p', { class: 'answered', id: 'answered', text: answeredText }),
+    ];
+    if (!isHost && myAnswer) {
+      parts.push(
+        element('p', {
+          class: 'notice locked',
+          role: 'status',
+          text: 'Answer locked in. Waiting for the others…',
+        }),
+      );
+    } else if (!isHost && left === 0) {
+      parts.push(element('p', { class: 'notice', role: 'status', text: 'Time is up!' }));
+    }
+    if (myAnswer && myAnswer.error)
+      parts.push(element('p', { class: 'error', role: 'alert', text: myAnswer.error }));
+    return parts;
+  }
+
+  function renderReveal() {
+    const question = status.question;
+    const counts = question.choices.map(function () {
+      return 0;
+    });
+    for (const result of status.results) if (result.choice !== null) counts[result.choice]++;
+    const mine = status.results.find(function (result) {
+      return result.id === page.playerId;
+    });
+    const parts = [
+      progress('Question ' + (status.index + 1) + ' of ' + status.total),
+      element('h2', { class: 'question-text', text: question.text }),
+    ];
+    if (mine) {
+      const verdict = mine.correct
+        ? element('p', {
+            class: 'verdict correct',
+            role: 'status',
+            text: 'Correct! +' + mine.points + ' points',
+          })
+        : element('p', {
+            class: 'verdict wrong',
+            role: 'status',
+            text: mine.choice === null ? 'No answer this time.' : 'Not quite.',
+          });
+      parts.push(verdict);
+      const score = document.getElementById('score');
+      if (score) score.textContent = String(mine.score);
+    }
+    parts.push(
+      element(
+        'ul',
+        { class: 'reveal-choices' },
+        question.choices.map(function (choice, index) {
+          return element(
+            'li',
+            { class: 'choice ' + COLORS[index] + (index === status.correct ? ' right' : ' dim') },
+            [
+              element('span', { class: 'shape', 'aria-hidden': 'true', text: SHAPES[index] }),
+              element('span', { class: 'label', text: choice }),
+              index === status.correct
+                ? element('span', { class: 'badge', text: '✓ right' })
+                : null,
+              element('span', {
+                class: 'count',
+                text: counts[index] + (counts[index] === 1 ? ' answer' : ' answers'),
+              }),
+            ],
+          );
+        }),
+      ),
+    );
+    parts.push(scoreboard(status.scoreboard.slice(0, 5), 'Scores'));
+    parts.push(
+      element('p', {
+        class: 'muted next',
+        id: 'next',
+        text: status.last ? 'The final results are coming…' : 'Next question in a moment…',
+      }),
+    );
+    return parts;
+  }
+
+  function renderFinished() {
+    const places = ['first', 'second', 'third'];
+    const podium = element(
+      'ol',
+      { class: 'podium' },
+      status.podium.map(function (entry, rank) {
+        return element('li', { class: places[rank] + (entry.id === page.playerId ? ' me' : '') }, [
+          element('span', { class: 'place', text: ['1st', '2nd', '3rd'][rank] }),
+          element('span', { class: 'name', text: entry.nickname }),
+          element('span', { class: 'points', text: entry.score + ' pts' }),
+        ]);
+      }),
+    );
+    const parts = [element('h2', { text: 'Final results' }), podium];
+    const rank = status.scoreboard.findIndex(function (entry) {
+      return entry.id === page.playerId;
+    });
+    if (rank >= 0) {
+      parts.push(
+        element('p', {
+          class: 'verdict',
+          role: 'status',
+          text:
+            'You finished #' +
+            (rank + 1) +
+            ' of ' +
+            status.scoreboard.length +
+            ' with ' +
+            status.scoreboard[rank].score +
+            ' points.',
+        }),
+      );
+    }
+    parts.push(scoreboard(status.scoreboard, 'Everyone'));
+    parts.push(
+      element('p', {}, [element('a', { class: 'button', href: '/', text: 'Play again' })]),
+    );
+    return parts;
+  }
+
+  function render() {
+    clearInterval(countdownTimer);
+    root.dataset.state = status.state;
+    const parts =
+      status.state === 'lobby'
+        ? renderLobby()
+        : status.state === 'question'
+          ? renderQuestion()
+          : status.state === 'reveal'
+            ? renderReveal()
+            : renderFinished();
+    root.replaceChildren.apply(root, parts.filter(Boolean));
+    if (status.state === 'question') {
+      countdownTimer = setInterval(tick, 250);
+    }
+  }
+
+  function tick() {
+    const left = secondsLeft();
+    const seconds = document.getElementById('seconds');
+    if (!seconds) return;
+    if (seconds.textContent !== String(left)) {
+      seconds.textContent = String(left);
+      seconds.setAttribute('aria-label', left + ' seconds left');
+      if (left === 0) render();
+    }
+    const fill = root.querySelector('.timer-fill');
+    const total = Math.max(1, status.deadline - status.startedAt);
+    if (fill)
+      fill.style.width =
+        Math.max(0, Math.min(100, ((status.deadline - serverNow()) / total) * 100)) + '%';
+  }
+
+  function post(path, body) {
+    return fetch(path, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'x-csrf-token': page.csrf,
+      },
+      body: JSON.stringify(body),
+      credentials: 'same-origin',
+    }).then(function (response) {
+      return response.json();
+    });
+  }
+
+  function answer(choice) {
+    if (myAnswer || status.state !== 'question') return;
+    const index = status.index;
+    myAnswer = { index: index, choice: choice };
+    render();
+    post('/games/' + page.gameId + '/answer', { index: index, choice: choice }).then(
+      function (result) {
+        if (result.error) {
+          myAnswer = { index: index, choice: choice, error: result.error };
+          render();
+        }
+      },
+      function () {
+        myAnswer = null;
+        render();
+      },
+    );
+  }
+
+  function startGame() {
+    startError = '';
+    post('/games/' + page.gameId + '/start', {}).then(
+      function (result) {
+        if (result.error) {
+          startError = result.error;
+          render();
+        }
+      },
+      function () {
+        startError = 'Could not reach the server. Try again.';
+        render();
+      },
+    );
+  }
+
+  render();
+})();
