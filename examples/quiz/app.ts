@@ -71,7 +71,8 @@ export interface QuizOptions {
   stomp?: { host: string; port: number } | 'off';
   /** Extra gateway settings (tests shorten timeouts). */
   session?: { timeout?: number; pingInterval?: number };
-  /** Game timing for tests: how long the reveal stays. */
+  /** How long the right answer stays on screen before the next question (tests shorten it). */
+  revealMs?: number;
   logger?: boolean;
 }
 
@@ -97,7 +98,9 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     const address = await broker.listen(options.stomp ?? { host: '127.0.0.1', port: 61613 });
     stompAddress = `${address.address}:${address.port}`;
   }
-  const games = new Games(db, broker, (destination) => broker.position(destination));
+  const games = new Games(db, broker, (destination) => broker.position(destination), {
+    revealMs: options.revealMs,
+  });
   await games.resumeAll();
 
   const fastify = Fastify({
@@ -597,8 +600,7 @@ function quizFromForm(form: Record<string, unknown>): {
   title: string;
   questions: EditedQuestion[];
 } {
-  const field = (name: string): string =>
-    typeof form[name] === 'string' ? (form[name]) : '';
+  const field = (name: string): string => (typeof form[name] === 'string' ? form[name] : '');
   const questions: EditedQuestion[] = [];
   for (let n = 0; n < 52; n++) {
     if (!(`q${n}.text` in form)) continue;

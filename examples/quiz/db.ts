@@ -151,7 +151,8 @@ async function migrate(db: Db, kind: 'sqlite' | 'postgres'): Promise<void> {
     migrationLockTableName: 'quiz_migrations_lock',
   });
   const { error } = await migrator.migrateToLatest();
-  if (error) throw error instanceof Error ? error : new Error('the quiz database could not be migrated');
+  if (error)
+    throw error instanceof Error ? error : new Error('the quiz database could not be migrated');
 }
 
 function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {

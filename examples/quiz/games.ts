@@ -105,15 +105,19 @@ export class Games {
   private readonly publisher: Publisher;
   private readonly runtimes = new Map<number, Runtime>();
   private readonly positionOf: (destination: string) => StreamPosition | undefined;
+  /** How long the right answer stays on screen before the next question. */
+  private readonly revealMs: number;
 
   constructor(
     db: Db,
     publisher: Publisher,
     positionOf: (destination: string) => StreamPosition | undefined,
+    options: { revealMs?: number } = {},
   ) {
     this.db = db;
     this.publisher = publisher;
     this.positionOf = positionOf;
+    this.revealMs = options.revealMs ?? REVEAL_MS;
   }
 
   /** Picks up the games a previous run left half played, with their clocks. */
@@ -431,7 +435,7 @@ export class Games {
     const now = Date.now();
     runtime.state = 'reveal';
     runtime.startedAt = now;
-    runtime.endsAt = now + REVEAL_MS;
+    runtime.endsAt = now + this.revealMs;
     await this.db.transaction().execute(async (trx) => {
       // Scores are the sum of points: computed from the answers, so nothing counts twice.
       const totals = await trx
