@@ -81,12 +81,23 @@ export async function createUser(
     .where('username', '=', username)
     .executeTakeFirst();
   if (taken) return undefined;
-  const row = await db
-    .insertInto('users')
-    .values({ username, password_hash: await hashPassword(password), created_at: Date.now() })
-    .returning(['id', 'username'])
-    .executeTakeFirstOrThrow();
-  return row;
+  const password_hash = await hashPassword(password);
+  try {
+    return await db
+      .insertInto('users')
+      .values({ username, password_hash, created_at: Date.now() })
+      .returning(['id', 'username'])
+      .executeTakeFirstOrThrow();
+  } catch (error) {
+    // Someone took the name while the password was hashing: the same answer as a taken name.
+    const again = await db
+      .selectFrom('users')
+      .select('id')
+      .where('username', '=', username)
+      .executeTakeFirst();
+    if (again) return undefined;
+    throw error;
+  }
 }
 
 export async function checkLogin(

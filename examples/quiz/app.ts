@@ -30,6 +30,7 @@ import {
   ForbiddenError,
   GameError,
   Games,
+  NoSuchGameError,
   playersDestination,
   statusDestination,
 } from './games.js';
@@ -195,7 +196,7 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     return render(reply, 'home.njk', {
       quizzes: user ? await quizzesOf(db, user.id) : [],
       hosted: user ? await games.gamesOf(user.id) : [],
-      code: (request.query as { code?: string }).code ?? '',
+      code: textOf((request.query as { code?: unknown }).code),
     });
   });
 
@@ -204,10 +205,10 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     render(reply, 'register.njk', { values: {} }),
   );
   fastify.post('/register', async (request, reply) => {
-    const form = request.body as Record<string, string | undefined>;
-    const username = (form.username ?? '').trim();
-    const password = form.password ?? '';
-    const problems = registrationProblems(username, password, form.confirm ?? '');
+    const form = request.body as Record<string, unknown>;
+    const username = textOf(form.username).trim();
+    const password = textOf(form.password);
+    const problems = registrationProblems(username, password, textOf(form.confirm));
     if (problems.length > 0)
       return render(reply, 'register.njk', { problems, values: { username } }, 400);
     const user = await createUser(db, username, password);
@@ -219,18 +220,19 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
         409,
       );
     await startSession(request, reply, db, user);
-    return reply.redirect(safeNext(form.next), 303);
+    return reply.redirect(safeNext(textOf(form.next)), 303);
   });
   fastify.get('/login', async (request, reply) =>
     render(reply, 'login.njk', {
       values: {},
-      next: safeNext((request.query as { next?: string }).next),
+      next: safeNext(textOf((request.query as { next?: unknown }).next)),
     }),
   );
   fastify.post('/login', async (request, reply) => {
-    const form = request.body as Record<string, string | undefined>;
-    const username = (form.username ?? '').trim();
-    const user = await checkLogin(db, username, form.password ?? '');
+    const form = request.body as Record<string, unknown>;
+    const username = textOf(form.username).trim();
+    const next = safeNext(textOf(form.next));
+    const user = await checkLogin(db, username, textOf(form.password));
     if (!user) {
       return render(
         reply,
@@ -238,13 +240,13 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
         {
           problems: ['That name and password do not match.'],
           values: { username },
-          next: safeNext(form.next),
+          next,
         },
         401,
       );
     }
     await startSession(request, reply, db, user);
-    return reply.redirect(safeNext(form.next), 303);
+    return reply.redirect(next, 303);
   });
   fastify.post('/logout', async (request, reply) => {
     await deleteSession(db, request.browserSession.id);
@@ -285,7 +287,8 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
   fastify.get('/quizzes/:id/edit', async (request, reply) => {
     const userId = requireUser(request, reply);
     if (userId === undefined) return reply;
-    const quiz = await loadQuiz(db, Number((request.params as { id: string }).id));
+    const id = idOf(request);
+    const quiz = id === undefined ? undefined : await loadQuiz(db, id);
     if (!quiz)
       return render(
         reply,
@@ -307,9 +310,9 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
   fastify.post('/quizzes/:id', async (request, reply) => {
     const userId = requireUser(request, reply);
     if (userId === undefined) return reply;
-    const id = Number((request.params as { id: string }).id);
-    const existing = await loadQuiz(db, id);
-    if (!existing)
+    const id = idOf(request);
+    const existing = id === undefined ? undefined : await loadQuiz(db, id);
+    if (id === undefined || !existing)
       return render(
         reply,
         'error.njk',
@@ -340,11 +343,13 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     const userId = requireUser(request, reply);
     if (userId === undefined) return reply;
     try {
-      const game = await games.create(Number((request.params as { id: string }).id), userId);
+      const game = await games.create(idOf(request) ?? 0, userId);
       return reply.redirect(`/games/${game.id}`, 303);
     } catch (error) {
+      if (error instanceof ForbiddenError)
+        return render(reply, 'error.njk', { title: 'Cannot host', message: error.message }, 403);
       if (error instanceof GameError)
-        return render(reply, 'error.njk', { title: 'Cannot host', message: error.message }, 400);
+        return render(reply, 'error.njk', { title: 'Cannot host', message: error.message }, 404);
       throw error;
     }
   });
@@ -368,15 +373,15 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     ),
   );
   fastify.get('/join', async (request, reply) => {
-    const code = ((request.query as { code?: string }).code ?? '').toUpperCase();
+    const code = textOf((request.query as { code?: unknown }).code).toUpperCase();
     return render(reply, 'join.njk', {
       values: { code, nickname: request.browserSession.user?.username ?? '' },
     });
   });
   fastify.post('/join', async (request, reply) => {
-    const form = request.body as Record<string, string | undefined>;
-    const code = (form.code ?? '').trim().toUpperCase();
-    const nickname = (form.nickname ?? '').trim();
+    const form = request.body as Record<string, unknown>;
+    const code = textOf(form.code).trim().toUpperCase();
+    const nickname = textOf(form.nickname).trim();
     const values = { code, nickname };
     const problems: string[] = [];
     if (!/^[A-Z0-9]{6}$/.test(code))
@@ -413,9 +418,9 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     reply: FastifyReply,
     role: 'host' | 'player',
   ): Promise<FastifyReply> => {
-    const gameId = Number((request.params as { id: string }).id);
-    const game = await games.find(gameId);
-    if (!game)
+    const gameId = idOf(request);
+    const game = gameId === undefined ? undefined : await games.find(gameId);
+    if (gameId === undefined || !game)
       return render(
         reply,
         'error.njk',
@@ -468,11 +473,14 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     const user = request.browserSession.user;
     if (!user) return reply.status(401).send({ error: 'Log in first.' });
     try {
-      await games.start(Number((request.params as { id: string }).id), user.id);
+      const gameId = idOf(request);
+      if (gameId === undefined) throw new NoSuchGameError();
+      await games.start(gameId, user.id);
       return reply.send({});
     } catch (error) {
       if (error instanceof ForbiddenError) return reply.status(403).send({ error: error.message });
-      if (error instanceof GameError) return reply.send({ error: error.message });
+      if (error instanceof NoSuchGameError) return reply.status(404).send({ error: error.message });
+      if (error instanceof GameError) return reply.status(409).send({ error: error.message });
       throw error;
     }
   });
@@ -486,14 +494,12 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
         .send({ error: 'An answer needs the question index and the choice.' });
     }
     try {
-      const result = await games.answer(
-        Number((request.params as { id: string }).id),
-        request.browserSession.id,
-        index,
-        choice,
-      );
+      const gameId = idOf(request);
+      if (gameId === undefined) throw new NoSuchGameError();
+      const result = await games.answer(gameId, request.browserSession.id, index, choice);
       return reply.send(result);
     } catch (error) {
+      if (error instanceof NoSuchGameError) return reply.status(404).send({ error: error.message });
       if (error instanceof GameError) return reply.status(409).send({ error: error.message });
       throw error;
     }
@@ -575,6 +581,20 @@ async function startSession(
   request.browserSession = session;
 }
 
+/** A form field or query parameter as text: a repeated or missing one counts as empty. */
+function textOf(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/**
+ * The `:id` of a quiz or game address, or undefined when it cannot be one: ids are positive
+ * integers that fit PostgreSQL's integer (`abc` or `99999999999` must be a 404, not a query error).
+ */
+function idOf(request: FastifyRequest): number | undefined {
+  const { id } = request.params as { id?: string };
+  return id !== undefined && /^[1-9]\d{0,8}$/.test(id) ? Number(id) : undefined;
+}
+
 /** Where to go after a login: only a path on this site. */
 function safeNext(next: string | undefined): string {
   return next && /^\/(?!\/)[\w/?=&%.-]*$/.test(next) ? next : '/';
@@ -605,7 +625,10 @@ function quizFromForm(form: Record<string, unknown>): {
   for (let n = 0; n < 52; n++) {
     if (!(`q${n}.text` in form)) continue;
     const text = field(`q${n}.text`);
-    const choices = [0, 1, 2, 3].map((c) => field(`q${n}.choice${c}`));
+    // The editor has four slots; a form that sends more gets told, not silently cut to four.
+    let slotCount = 4;
+    for (let c = 4; c < 20; c++) if (`q${n}.choice${c}` in form) slotCount = c + 1;
+    const choices = Array.from({ length: slotCount }, (_, c) => field(`q${n}.choice${c}`));
     if (
       text.trim() === '' &&
       choices.every((choice) => choice.trim() === '') &&
@@ -613,8 +636,10 @@ function quizFromForm(form: Record<string, unknown>): {
     )
       continue;
     if (field(`q${n}.remove`) === 'on') continue;
-    // The right answer is given among all four slots; count it among the filled ones.
-    const marked = Number(field(`q${n}.correct`));
+    // The right answer is given among all the slots; count it among the filled ones.
+    // No slot marked is a problem to report, not slot 0.
+    const markedField = field(`q${n}.correct`);
+    const marked = /^\d+$/.test(markedField) ? Number(markedField) : -1;
     const filledBefore = choices
       .slice(0, Math.max(0, marked))
       .filter((choice) => choice.trim() !== '').length;
@@ -631,14 +656,17 @@ function quizFromForm(form: Record<string, unknown>): {
   return { title: field('title'), questions };
 }
 
-const staticCache = new Map<string, string | undefined>();
+/** Files found in public/, kept once read; misses are not kept, so the cache cannot grow unbounded. */
+const staticCache = new Map<string, string>();
 function staticFile(file: string): string | undefined {
-  if (!staticCache.has(file)) {
+  let content = staticCache.get(file);
+  if (content === undefined) {
     try {
-      staticCache.set(file, readFileSync(join(root, 'public', file), 'utf8'));
+      content = readFileSync(join(root, 'public', file), 'utf8');
     } catch {
-      staticCache.set(file, undefined);
+      return undefined;
     }
+    staticCache.set(file, content);
   }
-  return staticCache.get(file);
+  return content;
 }

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { Publisher, StreamPosition } from '../../src/index.js';
+import { jsonForHtml, type Publisher, type StreamPosition } from '../../src/index.js';
 import type { Db, GameState } from './db.js';
 import { loadQuiz, type Quiz } from './quizzes.js';
 
@@ -15,6 +15,13 @@ export const REVEAL_MS = 6000;
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 
 export class GameError extends Error {}
+
+/** The game asked for does not exist (a 404, where other game errors are a 409). */
+export class NoSuchGameError extends GameError {
+  constructor() {
+    super('There is no such game.');
+  }
+}
 
 export interface PlayerSummary {
   id: number;
@@ -135,7 +142,8 @@ export class Games {
 
   async create(quizId: number, authorId: number): Promise<GameRow> {
     const quiz = await loadQuiz(this.db, quizId);
-    if (!quiz || quiz.authorId !== authorId) throw new GameError('That quiz is not yours to host.');
+    if (!quiz) throw new GameError('There is no such quiz.');
+    if (quiz.authorId !== authorId) throw new ForbiddenError('That quiz is not yours to host.');
     if (quiz.questions.length === 0) throw new GameError('That quiz has no questions yet.');
     const now = Date.now();
     for (let attempt = 0; ; attempt++) {
@@ -240,7 +248,7 @@ export class Games {
     const existing = await this.playerOf(gameId, sessionId);
     if (existing) return existing;
     const game = await this.find(gameId);
-    if (!game) throw new GameError('There is no such game.');
+    if (!game) throw new NoSuchGameError();
     if (game.state === 'finished') throw new GameError('That game is over.');
     const clash = await this.db
       .selectFrom('players')
@@ -295,7 +303,7 @@ export class Games {
   /** The talk's `game_start`: author only; a game starts once, and only with players. */
   async start(gameId: number, userId: number): Promise<void> {
     const runtime = await this.runtime(gameId);
-    if (!runtime) throw new GameError('There is no such game.');
+    if (!runtime) throw new NoSuchGameError();
     if (runtime.authorId !== userId) throw new ForbiddenError();
     if (runtime.state !== 'lobby') throw new GameError('This game has already started.');
     const players = await this.players(gameId);
@@ -311,7 +319,7 @@ export class Games {
     choice: number,
   ): Promise<{ correct: boolean; points: number }> {
     const runtime = await this.runtime(gameId);
-    if (!runtime) throw new GameError('There is no such game.');
+    if (!runtime) throw new NoSuchGameError();
     const player = await this.playerOf(gameId, sessionId);
     if (!player) throw new GameError('Join the game before answering.');
     const now = Date.now();
@@ -557,7 +565,9 @@ export class Games {
 
   private async publishStatus(runtime: Runtime): Promise<void> {
     const status = await this.describe(runtime);
-    await this.publisher.publish(statusDestination(runtime.gameId), JSON.stringify(status), {
+    // JSON with <, > and & escaped: still plain JSON to any reader, but no markup in the bytes, so
+    // a transport or a page that puts a message into HTML cannot turn a nickname into a tag.
+    await this.publisher.publish(statusDestination(runtime.gameId), jsonForHtml(status), {
       'content-type': 'application/json',
     });
   }
@@ -566,7 +576,7 @@ export class Games {
     const players = await this.players(gameId);
     await this.publisher.publish(
       playersDestination(gameId),
-      JSON.stringify({ gameId, players, publishedAt: Date.now() }),
+      jsonForHtml({ gameId, players, publishedAt: Date.now() }),
       { 'content-type': 'application/json' },
     );
     const runtime = this.runtimes.get(gameId);
@@ -575,7 +585,7 @@ export class Games {
 }
 
 export class ForbiddenError extends Error {
-  constructor() {
-    super('Only the quiz author can do that.');
+  constructor(message = 'Only the quiz author can do that.') {
+    super(message);
   }
 }

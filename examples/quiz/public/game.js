@@ -84,8 +84,11 @@
     return node;
   }
 
+  // Whole seconds to the deadline, never more than the question allows (a clock estimate that
+  // lags the server's by a few hundred ms must not show 11 on a 10-second question).
   function secondsLeft() {
-    return Math.max(0, Math.ceil((status.deadline - serverNow()) / 1000));
+    const total = Math.ceil((status.deadline - status.startedAt) / 1000);
+    return Math.max(0, Math.min(total, Math.ceil((status.deadline - serverNow()) / 1000)));
   }
 
   function progress(text) {
@@ -104,6 +107,33 @@
     return element('section', { class: 'scoreboard', 'aria-label': title }, [
       element('h3', { text: title }),
       element('ol', {}, rows),
+    ]);
+  }
+
+  // Each player's outcome on this question, for the host's screen.
+  function results(list) {
+    return element('section', { class: 'results', 'aria-label': 'Answers' }, [
+      element('h3', { text: 'Answers' }),
+      element(
+        'ul',
+        {},
+        list.map(function (result) {
+          const outcome = result.choice === null ? 'none' : result.correct ? 'right' : 'wrong';
+          return element('li', { class: outcome }, [
+            element('span', {
+              class: 'mark',
+              'aria-hidden': 'true',
+              text: outcome === 'right' ? '✓' : outcome === 'wrong' ? '✗' : '–',
+            }),
+            element('span', { class: 'name', text: result.nickname }),
+            element('span', {
+              class: 'outcome',
+              text: outcome === 'right' ? 'Right' : outcome === 'wrong' ? 'Wrong' : 'No answer',
+            }),
+            element('span', { class: 'points', text: '+' + result.points }),
+          ]);
+        }),
+      ),
     ]);
   }
 
@@ -159,55 +189,65 @@
     const question = status.question;
     const total = Math.max(1, status.deadline - status.startedAt);
     const left = secondsLeft();
-    const bar = element('div', { class: 'timer-bar', role: 'presentation' }, [
+    const bar = element('div', { class: 'timer-bar', 'aria-hidden': 'true' }, [
       element('div', {
         class: 'timer-fill',
         width: Math.max(0, Math.min(100, ((status.deadline - serverNow()) / total) * 100)) + '%',
       }),
     ]);
     const answeredText = status.answered + ' of ' + status.players + ' answered';
+    const locked = !isHost && myAnswer;
     const choices = question.choices.map(function (choice, index) {
+      // A refused answer (too late, say) is not shown as the player's pick.
+      const picked = locked && !myAnswer.error && myAnswer.choice === index;
+      const face = [
+        element('span', { class: 'shape', 'aria-hidden': 'true', text: SHAPES[index] }),
+        element('span', { class: 'label', text: choice }),
+        picked ? element('span', { class: 'badge', text: 'Your answer' }) : null,
+      ];
+      // The host's screen shows the choices for everyone to read; only players press them.
+      if (isHost) return element('li', { class: 'choice ' + COLORS[index] }, face);
       const attributes = {
-        class: 'choice ' + COLORS[index] + (myAnswer && myAnswer.choice === index ? ' picked' : ''),
+        class: 'choice ' + COLORS[index] + (picked ? ' picked' : locked ? ' other' : ''),
         type: 'button',
         'data-choice': String(index),
       };
-      if (isHost || myAnswer || left === 0) attributes.disabled = '';
-      const button = element('button', attributes, [
-        element('span', { class: 'shape', 'aria-hidden': 'true', text: SHAPES[index] }),
-        element('span', { class: 'label', text: choice }),
-      ]);
-      if (!isHost)
-        button.addEventListener('click', function () {
-          answer(index);
-        });
+      if (locked || left === 0) attributes.disabled = '';
+      const button = element('button', attributes, face);
+      button.addEventListener('click', function () {
+        answer(index);
+      });
       return button;
     });
     const parts = [
       progress('Question ' + (status.index + 1) + ' of ' + status.total),
       element('h2', { class: 'question-text', text: question.text }),
-      element('div', { class: 'clock' }, [
-        element('span', {
-          class: 'seconds',
-          id: 'seconds',
-          'aria-label': left + ' seconds left',
-          text: String(left),
-        }),
+      element('div', { class: 'clock' + (left <= 3 ? ' low' : '') }, [
+        element('p', { class: 'time' }, [
+          element('span', { class: 'seconds', id: 'seconds', text: String(left) }),
+          element('span', { class: 'unit', text: left === 1 ? 'second left' : 'seconds left' }),
+        ]),
         bar,
       ]),
-      element('div', { class: 'choices' }, choices),
-      element('p', { class: 'answered', id: 'answered', text: answeredText }),
     ];
-    if (!isHost && myAnswer) {
+    if (!isHost && !myAnswer && left > 0)
+      parts.push(element('p', { class: 'prompt', text: 'Pick your answer:' }));
+    parts.push(element(isHost ? 'ul' : 'div', { class: 'choices' }, choices));
+    parts.push(element('p', { class: 'answered', id: 'answered', text: answeredText }));
+    if (locked && !myAnswer.error) {
       parts.push(
-        element('p', {
-          class: 'notice locked',
-          role: 'status',
-          text: 'Answer locked in. Waiting for the others…',
-        }),
+        element('p', { class: 'notice locked' }, [
+          element('span', { class: 'icon', 'aria-hidden': 'true', text: '✓' }),
+          element('span', { text: 'Answer locked in. Waiting for the others…' }),
+        ]),
       );
     } else if (!isHost && left === 0) {
-      parts.push(element('p', { class: 'notice', role: 'status', text: 'Time is up!' }));
+      parts.push(
+        element('p', { class: 'notice timeup' }, [
+          element('span', { class: 'icon', 'aria-hidden': 'true', text: '⏱' }),
+          element('span', { text: 'Time is up!' }),
+        ]),
+      );
     }
     if (myAnswer && myAnswer.error)
       parts.push(element('p', { class: 'error', role: 'alert', text: myAnswer.error }));
@@ -228,18 +268,24 @@
       element('h2', { class: 'question-text', text: question.text }),
     ];
     if (mine) {
-      const verdict = mine.correct
-        ? element('p', {
-            class: 'verdict correct',
-            role: 'status',
-            text: 'Correct! +' + mine.points + ' points',
-          })
-        : element('p', {
-            class: 'verdict wrong',
-            role: 'status',
-            text: mine.choice === null ? 'No answer this time.' : 'Not quite.',
-          });
-      parts.push(verdict);
+      const outcome = mine.correct ? 'correct' : mine.choice === null ? 'none' : 'wrong';
+      parts.push(
+        element('p', { class: 'verdict ' + outcome }, [
+          element('span', {
+            class: 'icon',
+            'aria-hidden': 'true',
+            text: outcome === 'correct' ? '✓' : outcome === 'wrong' ? '✗' : '–',
+          }),
+          element('span', {
+            text:
+              outcome === 'correct'
+                ? 'Correct! +' + mine.points + ' points'
+                : outcome === 'wrong'
+                  ? 'Not quite.'
+                  : 'No answer this time.',
+          }),
+        ]),
+      );
       const score = document.getElementById('score');
       if (score) score.textContent = String(mine.score);
     }
@@ -248,24 +294,23 @@
         'ul',
         { class: 'reveal-choices' },
         question.choices.map(function (choice, index) {
-          return element(
-            'li',
-            { class: 'choice ' + COLORS[index] + (index === status.correct ? ' right' : ' dim') },
-            [
-              element('span', { class: 'shape', 'aria-hidden': 'true', text: SHAPES[index] }),
-              element('span', { class: 'label', text: choice }),
-              index === status.correct
-                ? element('span', { class: 'badge', text: '✓ right' })
-                : null,
-              element('span', {
-                class: 'count',
-                text: counts[index] + (counts[index] === 1 ? ' answer' : ' answers'),
-              }),
-            ],
-          );
+          const right = index === status.correct;
+          return element('li', { class: 'choice ' + COLORS[index] + (right ? ' right' : ' dim') }, [
+            element('span', { class: 'shape', 'aria-hidden': 'true', text: SHAPES[index] }),
+            element('span', { class: 'label', text: choice }),
+            right ? element('span', { class: 'badge', text: '✓ Right answer' }) : null,
+            mine && mine.choice === index && !right
+              ? element('span', { class: 'badge mine', text: 'Your answer' })
+              : null,
+            element('span', {
+              class: 'count',
+              text: counts[index] + (counts[index] === 1 ? ' answer' : ' answers'),
+            }),
+          ]);
         }),
       ),
     );
+    if (isHost) parts.push(results(status.results));
     parts.push(scoreboard(status.scoreboard.slice(0, 5), 'Scores'));
     parts.push(
       element('p', {
@@ -297,8 +342,7 @@
     if (rank >= 0) {
       parts.push(
         element('p', {
-          class: 'verdict',
-          role: 'status',
+          class: 'verdict final',
           text:
             'You finished #' +
             (rank + 1) +
@@ -317,8 +361,50 @@
     return parts;
   }
 
+  // What a screen reader hears: one short sentence when the game moves on, not every re-render
+  // (the countdown would otherwise be read out every second).
+  function announcement() {
+    if (status.state === 'lobby') return '';
+    if (status.state === 'question') {
+      const intro = 'Question ' + (status.index + 1) + ' of ' + status.total + ': ';
+      if (!isHost && myAnswer && myAnswer.index === status.index)
+        return myAnswer.error || 'Answer locked in. Waiting for the others.';
+      return intro + status.question.text;
+    }
+    if (status.state === 'reveal') {
+      const verdict = root.querySelector('.verdict > span:last-child');
+      return (
+        (verdict ? verdict.textContent + ' ' : '') +
+        'The right answer: ' +
+        status.question.choices[status.correct] +
+        '.'
+      );
+    }
+    const final = root.querySelector('.verdict');
+    return 'Final results.' + (final ? ' ' + final.textContent : '');
+  }
+
+  let announced = '';
+  function announce() {
+    const text = announcement();
+    if (text === announced) return;
+    announced = text;
+    const region = document.getElementById('announce');
+    if (region) region.textContent = text;
+  }
+
   function render() {
     clearInterval(countdownTimer);
+    // Updates re-render the game; keyboard focus stays on the same control when it still exists.
+    const focused = document.activeElement;
+    const refocus =
+      focused && root.contains(focused)
+        ? focused.id
+          ? '#' + focused.id
+          : focused.dataset.choice !== undefined
+            ? '[data-choice="' + focused.dataset.choice + '"]'
+            : null
+        : null;
     root.dataset.state = status.state;
     const parts =
       status.state === 'lobby'
@@ -329,6 +415,9 @@
             ? renderReveal()
             : renderFinished();
     root.replaceChildren.apply(root, parts.filter(Boolean));
+    const again = refocus && root.querySelector(refocus);
+    if (again && !again.disabled) again.focus();
+    announce();
     if (status.state === 'question') {
       countdownTimer = setInterval(tick, 250);
     }
@@ -339,9 +428,10 @@
     const seconds = document.getElementById('seconds');
     if (!seconds) return;
     if (seconds.textContent !== String(left)) {
+      if (left === 0) return render();
       seconds.textContent = String(left);
-      seconds.setAttribute('aria-label', left + ' seconds left');
-      if (left === 0) render();
+      seconds.nextSibling.textContent = left === 1 ? 'second left' : 'seconds left';
+      seconds.closest('.clock').classList.toggle('low', left <= 3);
     }
     const fill = root.querySelector('.timer-fill');
     const total = Math.max(1, status.deadline - status.startedAt);
