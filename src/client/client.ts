@@ -434,10 +434,16 @@ export class StompClient extends Emitter<ClientEvents> {
       return;
     }
     this.#socket = socket;
-    const parser = new FrameParser((frame) => this.#onFrame(frame), {
-      limits: this.#options.limits,
-      version: '1.2',
-    });
+    const parser = new FrameParser(
+      (frame) => {
+        // Frames behind an ERROR in the same chunk belong to a connection already given up.
+        if (this.#parser === parser) this.#onFrame(frame);
+      },
+      {
+        limits: this.#options.limits,
+        version: '1.2',
+      },
+    );
     this.#parser = parser;
     socket.binaryType = 'arraybuffer';
     socket.onopen = () => {
@@ -717,6 +723,10 @@ export class StompClient extends Emitter<ClientEvents> {
       pending.reject(error);
     }
     this.#report(error);
+    // "The server MUST then close the connection just after sending the ERROR frame" (STOMP 1.2
+    // §ERROR). Over polling transports that close only shows at the next poll; the connection is
+    // over now, so the client leaves 'connected' (and plans its reconnect) at once.
+    this.#abandon(error);
   }
 
   #report(error: PerigeeError): void {
