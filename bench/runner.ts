@@ -1,0 +1,302 @@
+/**
+ * The plan (which configurations, merged across scenarios so that nothing is measured twice) and
+ * one run of one configuration: a fresh load generator against a running server, relaying the
+ * publisher's credit, with every step bounded in time.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  LARGE_FANOUT_TARGETS,
+  NODE_SERVER_KINDS,
+  REQUIRED_TARGETS,
+  SCENARIO_TARGETS,
+  SCENARIOS,
+  targetInfo,
+  TARGETS,
+  type Scenario,
+  type TargetId,
+} from './catalog.js';
+import { LOAD_CORE, collectStderr, spawnNodeScript } from './children.js';
+import type { LoadCommand, LoadMessage, LoadSpec, TopicMode } from './ipc.js';
+import { serverConfirmsSubscriptions } from './load/drivers.js';
+import type { BenchOptions } from './options.js';
+import type { ConfigurationResult, RunRecord } from './results.js';
+import { openDescriptors } from './procfs.js';
+import type { ServerUnderTest } from './servers/controllers.js';
+
+/** After N clients are subscribed, a moment for the server to settle before its memory is read. */
+const SETTLE_MS = 300;
+/** After a load generator exits, a moment for the server to close what it held. */
+const CLOSE_SETTLE_MS = 300;
+const CONNECT_TIMEOUT_MS = 30_000;
+/** How long a server may take to close a run's connections after the load generator is gone. */
+const RELEASE_TIMEOUT_MS = 20_000;
+/** Per phase, on top of warm-up and window: publishing handshakes and the drain. */
+const PHASE_ALLOWANCE_MS = 12_000;
+/** Storm, retries, memory readings and the close. */
+const RUN_ALLOWANCE_MS = 2 * CONNECT_TIMEOUT_MS + 30_000;
+
+export type Configuration = Omit<ConfigurationResult, 'runs' | 'summary' | 'notRun'>;
+
+export function buildPlan(options: BenchOptions): Configuration[] {
+  const byKey = new Map<string, Configuration>();
+  const add = (
+    target: TargetId,
+    clients: number,
+    mode: TopicMode,
+    scenario: Scenario,
+    measure: boolean,
+  ): void => {
+    const key = `${target}|${clients}|${mode}`;
+    const info = targetInfo(target);
+    let configuration = byKey.get(key);
+    if (!configuration) {
+      const window = Math.max(2, Math.ceil(options.windowDeliveries / clients));
+      configuration = {
+        target,
+        server: info.server,
+        transport: info.transport,
+        group: info.group,
+        serverText: info.serverText,
+        driverText: info.driverText,
+        clients,
+        topicMode: mode,
+        phases: [],
+        scenarios: [],
+        window,
+        latencyRate: options.latencyLoad / clients,
+      };
+      byKey.set(key, configuration);
+    }
+    if (!configuration.scenarios.includes(scenario)) configuration.scenarios.push(scenario);
+    if (measure && configuration.phases.length === 0)
+      configuration.phases = ['throughput', 'latency'];
+  };
+  for (const scenario of SCENARIOS) {
+    if (!options.scenarios.includes(scenario)) continue;
+    for (const target of scenarioTargets(scenario, options)) {
+      for (const clients of options.clients[scenario]) {
+        const large = clients >= 10_000 && scenario === 'fanout';
+        if (large && !options.full && !options.targets && !LARGE_FANOUT_TARGETS.includes(target))
+          continue;
+        const measure = scenario === 'fanout' || scenario === 'topics' || scenario === 'transports';
+        add(target, clients, scenario === 'topics' ? 'each' : 'one', scenario, measure);
+      }
+    }
+  }
+  // Scenarios that only connect (idle, storm) get their figures from a measuring run at the same
+  // N when there is one; otherwise they run on their own.
+  const plan = [...byKey.values()];
+  // One server start per server kind: rows of a kind run together, smaller N first.
+  const serverOrder = [...new Set([...TARGETS.values()].map((info) => info.server))];
+  const targetOrder = [...TARGETS.keys()];
+  plan.sort(
+    (a, b) =>
+      serverOrder.indexOf(a.server) - serverOrder.indexOf(b.server) ||
+      a.clients - b.clients ||
+      targetOrder.indexOf(a.target) - targetOrder.indexOf(b.target) ||
+      a.topicMode.localeCompare(b.topicMode),
+  );
+  return plan;
+}
+
+/** The smoke run: every required row once, a few peers, each scenario's path exercised. */
+const QUICK_TARGETS: Readonly<Record<Scenario, readonly TargetId[]>> = {
+  fanout: [...REQUIRED_TARGETS, 'raw-sse', 'pushpin/eventsource', 'nchan/websocket'],
+  transports: REQUIRED_TARGETS.filter((target) => target.startsWith('perigee/')),
+  topics: ['raw-ws', 'perigee/websocket'],
+  idle: ['raw-ws'],
+  storm: ['raw-ws'],
+};
+
+function scenarioTargets(scenario: Scenario, options: BenchOptions): TargetId[] {
+  let targets: TargetId[];
+  if (options.targets) {
+    // Rows named on the command line run in every selected scenario.
+    targets = [...options.targets];
+  } else if (options.full) {
+    targets = [...TARGETS.keys()];
+  } else if (options.quick) {
+    targets = [...QUICK_TARGETS[scenario]];
+  } else {
+    targets = [...SCENARIO_TARGETS[scenario]];
+  }
+  if (options.transports) {
+    const transports = options.transports;
+    targets = targets.filter((target) => transports.includes(targetInfo(target).transport));
+  }
+  return targets;
+}
+
+export interface RunContext {
+  options: BenchOptions;
+  clockTicks: number;
+  /** Kills what runs (Ctrl-C); registered by the run while it has a load generator. */
+  register(kill: () => void): () => void;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One run: fresh connections from a fresh load generator; the server keeps running. */
+export async function runOnce(
+  server: ServerUnderTest,
+  configuration: Configuration,
+  run: number,
+  context: RunContext,
+): Promise<RunRecord> {
+  const { options } = context;
+  const record: RunRecord = { run, notes: [] };
+  const publisher = server.publisher;
+  const topics = {
+    mode: configuration.topicMode,
+    prefix: `b${randomBytes(4).toString('hex')}`,
+    clients: configuration.clients,
+  };
+  const prepared = await publisher.request({ cmd: 'prepare', topics });
+  if (!prepared.ok) {
+    record.failure = `the publisher did not answer: ${prepared.error}`;
+    return record;
+  }
+  const descriptorsBefore = openDescriptors(server.pids);
+  let before: Awaited<ReturnType<ServerUnderTest['memory']>> | undefined;
+  try {
+    before = await server.memory();
+  } catch (error) {
+    record.memory = { failed: (error as Error).message };
+  }
+  const warmupMs = options.warmupSeconds * 1000;
+  const durationMs = options.durationSeconds * 1000;
+  // At 10k subscribers the fixed load is one message every 2 s: the window must hold a few.
+  const latencyMs = Math.max(durationMs, Math.ceil(2500 / configuration.latencyRate));
+  const spec: LoadSpec = {
+    target: configuration.target,
+    host: '127.0.0.1',
+    port: server.port,
+    topics,
+    phases: configuration.phases,
+    warmupMs,
+    throughputMs: durationMs,
+    latencyMs,
+    latencyRate: configuration.latencyRate,
+    serverPids: server.pids,
+    clockTicks: context.clockTicks,
+    pollIntervalMs: options.pollIntervalMs,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+  };
+  const deadlineMs =
+    RUN_ALLOWANCE_MS + configuration.phases.length * (warmupMs + latencyMs + PHASE_ALLOWANCE_MS);
+  const child = spawnNodeScript(LOAD_CORE, 'load/loadgen', [JSON.stringify(spec)]);
+  const stderr = collectStderr(child);
+  const unregister = context.register(() => child.kill('SIGKILL'));
+  const tell = (command: LoadCommand): void => {
+    if (child.connected) child.send(command);
+  };
+  let outcomeSeen = false;
+  const confirms = serverConfirmsSubscriptions(targetInfo(configuration.target).driver);
+
+  const onMessage = async (message: LoadMessage): Promise<void> => {
+    switch (message.type) {
+      case 'connected': {
+        record.storm = message.storm;
+        if (message.connected < configuration.clients) return;
+        if (confirms) {
+          const counted = await publisher.request(
+            { cmd: 'subscribers', count: configuration.clients, timeoutMs: 60_000 },
+            70_000,
+          );
+          if (!counted.ok) record.notes.push(counted.error);
+        }
+        await sleep(SETTLE_MS);
+        if (before) {
+          try {
+            const after = await server.memory();
+            const per = (a: number | null, b: number | null): number | null =>
+              a === null || b === null ? null : (a - b) / configuration.clients;
+            record.memory = {
+              rssBefore: before.rss,
+              rssAfter: after.rss,
+              heapBefore: before.heapUsed,
+              heapAfter: after.heapUsed,
+              rssPerConnection: per(after.rss, before.rss),
+              heapPerConnection: per(after.heapUsed, before.heapUsed),
+            };
+          } catch (error) {
+            record.memory = { failed: (error as Error).message };
+          }
+        }
+        tell({ type: 'start' });
+        return;
+      }
+      case 'publish-credit':
+        publisher.send({ cmd: 'credit', upTo: configuration.window });
+        tell({ type: 'publish-started' });
+        return;
+      case 'position':
+        publisher.send({ cmd: 'credit', upTo: message.value + configuration.window });
+        return;
+      case 'publish-rate': {
+        const reply = await publisher.request({ cmd: 'rate', perSecond: message.perSecond });
+        if (!reply.ok) record.notes.push(`rate: ${reply.error}`);
+        tell({ type: 'publish-started' });
+        return;
+      }
+      case 'halt': {
+        const reply = await publisher.request({ cmd: 'halt' });
+        if (!reply.ok) record.notes.push(`the publisher failed: ${reply.error}`);
+        tell({ type: 'halted', sent: reply.ok ? (reply.sent ?? 0) : 0 });
+        return;
+      }
+      case 'outcome':
+        outcomeSeen = true;
+        if (message.outcome.storm) record.storm = message.outcome.storm;
+        if (message.outcome.throughput) record.throughput = message.outcome.throughput;
+        if (message.outcome.latency) record.latency = message.outcome.latency;
+        if (!message.outcome.ok) record.failure = message.outcome.reason ?? 'failed';
+        tell({ type: 'finish' });
+        return;
+    }
+  };
+  child.on('message', (message: LoadMessage) => {
+    onMessage(message).catch((error: unknown) => {
+      record.failure ??= `orchestrator: ${String(error)}`;
+      child.kill('SIGKILL');
+    });
+  });
+
+  let timedOut = false;
+  const killer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, deadlineMs);
+  const exit = await new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? '?')),
+  );
+  clearTimeout(killer);
+  unregister();
+  // Whatever the load generator left, the publisher must not go on publishing into the next run.
+  await publisher.request({ cmd: 'halt' }, 10_000);
+  if (timedOut)
+    record.failure = `hung: the load generator was killed after ${Math.round(deadlineMs / 1000)} s`;
+  else if (!outcomeSeen) {
+    record.failure ??= `the load generator ended (${exit}) without a result${stderr() ? `: ${stderr().slice(0, 300)}` : ''}`;
+  }
+  if (!server.alive()) record.failure ??= 'the server died during the run';
+  await sleep(CLOSE_SETTLE_MS);
+  // A server that keeps running into the next run must first let go of this run's sockets, or
+  // the next storm would meet its descriptor limit.
+  if (descriptorsBefore !== null && !NODE_SERVER_KINDS.includes(server.kind)) {
+    const until = Date.now() + RELEASE_TIMEOUT_MS;
+    let open = openDescriptors(server.pids);
+    while (open !== null && open > descriptorsBefore + 32 && Date.now() < until) {
+      await sleep(100);
+      open = openDescriptors(server.pids);
+    }
+    if (open !== null && open > descriptorsBefore + 32) {
+      record.notes.push(
+        `the server still held ${open - descriptorsBefore} more descriptors after the run`,
+      );
+    }
+  }
+  return record;
+}
