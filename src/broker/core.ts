@@ -73,8 +73,14 @@ export interface BrokerOptions {
   maxTransactionsPerSession?: number;
   /** Default 10000. */
   maxTransactionFrames?: number;
-  /** Body bytes per transaction. Default 16 MiB. */
+  /** Bytes of the frames held in one session's open transactions, all together. Default 16 MiB. */
   maxTransactionBytes?: number;
+  /** Bytes held in open transactions across all sessions. Default 256 MiB. */
+  maxTransactionBytesTotal?: number;
+  /** Bytes of delivered messages that wait for an ACK in one session. Default 16 MiB. */
+  maxUnackedBytes?: number;
+  /** Bytes of delivered messages that wait for an ACK across all sessions. Default 256 MiB. */
+  maxUnackedBytesTotal?: number;
   /** Concurrent TCP connections. Default 10000. */
   maxConnections?: number;
   /** Login check for TCP clients. Without it (and without `users`), every CONNECT is accepted. */
@@ -101,6 +107,9 @@ export interface ResolvedBrokerOptions {
   maxTransactionsPerSession: number;
   maxTransactionFrames: number;
   maxTransactionBytes: number;
+  maxTransactionBytesTotal: number;
+  maxUnackedBytes: number;
+  maxUnackedBytesTotal: number;
   maxConnections: number;
   serverName: string;
 }
@@ -144,6 +153,9 @@ export function resolveBrokerOptions(options: BrokerOptions): ResolvedBrokerOpti
     maxTransactionsPerSession: options.maxTransactionsPerSession ?? 16,
     maxTransactionFrames: options.maxTransactionFrames ?? 10_000,
     maxTransactionBytes: options.maxTransactionBytes ?? 16 * 1_048_576,
+    maxTransactionBytesTotal: options.maxTransactionBytesTotal ?? 256 * 1_048_576,
+    maxUnackedBytes: options.maxUnackedBytes ?? 16 * 1_048_576,
+    maxUnackedBytesTotal: options.maxUnackedBytesTotal ?? 256 * 1_048_576,
     maxConnections: options.maxConnections ?? 10_000,
     serverName: options.serverName ?? SERVER_NAME,
   };
@@ -160,6 +172,12 @@ export class BrokerCore {
   readonly queues: QueueRegistry;
   readonly sessions = new Set<BrokerSession>();
   readonly stats = { published: 0, delivered: 0, dropped: 0 };
+  /**
+   * What sessions hold beyond their sockets, across the broker: frames in open transactions, and
+   * delivered messages that wait for an ACK. Each is capped per session and in total, so that
+   * memory stays bounded however many connections misbehave.
+   */
+  readonly held = { transactionBytes: 0, unackedBytes: 0 };
   private readonly authenticateHook: AuthenticateHook | undefined;
   private readonly messageIdPrefix = `${randomBytes(4).toString('base64url')}-`;
   private messageCounter = 0;

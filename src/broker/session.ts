@@ -25,8 +25,15 @@ interface Transaction {
   bytes: number;
 }
 
-/** Frames that may arrive while an asynchronous login check runs. More is a flood. */
-const MAX_FRAMES_WHILE_AUTHENTICATING = 1000;
+/** What a parsed frame costs to hold, beyond its bytes: the objects around them, roughly. */
+const FRAME_OVERHEAD_BYTES = 64;
+
+/** What a frame costs to hold: its body, its header lines and its objects, roughly. */
+function heldSize(frame: Frame): number {
+  let size = FRAME_OVERHEAD_BYTES + frame.body.length + frame.command.length;
+  for (const [name, value] of frame.headers) size += name.length + value.length + 2;
+  return size;
+}
 
 /** Unguessable session ids (DESIGN.md §5: the `session` header of CONNECTED). */
 export function newSessionId(): string {
@@ -51,7 +58,12 @@ export abstract class BrokerSession {
   /** STOMP 1.2 ack ids, across subscriptions. */
   private readonly acksById = new Map<string, PendingAck>();
   private transactions: Map<string, Transaction> | undefined;
+  /** Bytes held in this session's open transactions, all together. */
+  private transactionBytes = 0;
+  /** Bytes of this session's delivered messages that wait for an ACK. */
+  private unackedBytes = 0;
   private framesWhileAuthenticating: Frame[] | undefined;
+  private bytesWhileAuthenticating = 0;
   private ackCounter = 0;
 
   constructor(core: BrokerCore) {
@@ -93,12 +105,28 @@ export abstract class BrokerSession {
    */
   protected onVersionNegotiated(_version: StompVersion): void {}
 
+  /** Called when a login check starts (TCP sessions stop reading until it ends). */
+  protected onAuthenticating(): void {}
+
   /** Called when CONNECTED has been sent (TCP sessions start their heart-beat timer). */
   protected onConnected(_clientHeartBeat: HeartBeat): void {}
 
   /** Whether a queue may hand this session another message now (it is not backed up). */
   canTakeQueueMessage(): boolean {
-    return this.state === 'connected' && this.queuedBytes() < this.core.options.maxQueuedBytes;
+    return (
+      this.state === 'connected' &&
+      this.queuedBytes() < this.core.options.maxQueuedBytes &&
+      this.hasRoomForUnacked(0)
+    );
+  }
+
+  /** Whether `size` more bytes may wait for an ACK, in this session and in the broker. */
+  private hasRoomForUnacked(size: number): boolean {
+    const { maxUnackedBytes, maxUnackedBytesTotal } = this.core.options;
+    return (
+      this.unackedBytes + size <= maxUnackedBytes &&
+      this.core.held.unackedBytes + size <= maxUnackedBytesTotal
+    );
   }
 
   /** Processes one client frame. Protocol errors end the session with an ERROR frame. */
@@ -106,10 +134,23 @@ export abstract class BrokerSession {
     if (this.state === 'closed') return;
     if (this.state === 'authenticating') {
       const waiting = (this.framesWhileAuthenticating ??= []);
-      if (waiting.length >= MAX_FRAMES_WHILE_AUTHENTICATING) {
-        this.fail(new PerigeeError('LIMIT_EXCEEDED', 'too many frames before CONNECTED'), frame);
+      const size = heldSize(frame);
+      // One frame always fits, whatever its size: the parser's limits already bound it. A TCP
+      // session stops reading during the check, so it holds at most the rest of one chunk.
+      if (
+        waiting.length > 0 &&
+        this.bytesWhileAuthenticating + size > this.core.options.maxQueuedBytes
+      ) {
+        this.fail(
+          new PerigeeError(
+            'LIMIT_EXCEEDED',
+            `more than ${this.core.options.maxQueuedBytes} bytes of frames before CONNECTED`,
+          ),
+          frame,
+        );
         return;
       }
+      this.bytesWhileAuthenticating += size;
       waiting.push(frame);
       return;
     }
@@ -160,15 +201,19 @@ export abstract class BrokerSession {
     if (!subscription.isQueue) {
       const tooSlow =
         this.queuedBytes() + message.size > this.core.options.maxQueuedBytes ||
-        (subscription.acknowledges && !subscription.hasRoom);
+        (subscription.acknowledges &&
+          (!subscription.hasRoom || !this.hasRoomForUnacked(message.size)));
       if (tooSlow) {
         if (this.core.options.slowConsumerPolicy === 'error') {
           this.fail(
             new PerigeeError(
               'SLOW_CONSUMER',
-              subscription.hasRoom
+              !subscription.acknowledges ||
+                (subscription.hasRoom && this.hasRoomForUnacked(message.size))
                 ? `more than ${this.core.options.maxQueuedBytes} bytes wait to be sent`
-                : `more than ${subscription.maxUnacked} messages wait for an ACK`,
+                : subscription.hasRoom
+                  ? `more than ${this.core.options.maxUnackedBytes} bytes wait for an ACK`
+                  : `more than ${subscription.maxUnacked} messages wait for an ACK`,
             ),
           );
         } else {
@@ -183,6 +228,8 @@ export abstract class BrokerSession {
       const key = this.version === '1.2' ? String(++this.ackCounter) : message.id;
       const pending: PendingAck = { key, message, subscription };
       subscription.pending.set(key, pending);
+      this.unackedBytes += message.size;
+      this.core.held.unackedBytes += message.size;
       if (this.version === '1.2') {
         this.acksById.set(key, pending);
         ackId = key;
@@ -239,8 +286,7 @@ export abstract class BrokerSession {
         this.commit(frame);
         break;
       case 'ABORT':
-        this.transactionOf(frame, 'ABORT');
-        this.transactions!.delete(getHeader(frame, 'transaction')!);
+        this.closeTransaction(this.transactionOf(frame, 'ABORT'), frame);
         break;
       case 'DISCONNECT':
         this.receipt(frame);
@@ -274,6 +320,7 @@ export abstract class BrokerSession {
     this.onVersionNegotiated(version);
     const heartBeat = parseHeartBeat(getHeader(frame, 'heart-beat'));
     this.state = 'authenticating';
+    this.onAuthenticating();
     const credentials = {
       login: getHeader(frame, 'login'),
       passcode: getHeader(frame, 'passcode'),
@@ -299,10 +346,12 @@ export abstract class BrokerSession {
         ],
         body: EMPTY,
       });
-      this.onConnected(heartBeat);
       const waiting = this.framesWhileAuthenticating;
       this.framesWhileAuthenticating = undefined;
+      this.bytesWhileAuthenticating = 0;
       if (waiting) for (const next of waiting) this.handleFrame(next);
+      // Last: a TCP session reads on from here, and what it reads came after those frames.
+      if (!this.isClosed) this.onConnected(heartBeat);
     };
     const failed = (error: unknown): void => {
       if (this.state !== 'authenticating') return;
@@ -440,6 +489,7 @@ export abstract class BrokerSession {
     for (const pending of subscription.pending.values()) {
       unacked.push(pending.message);
       this.acksById.delete(pending.key);
+      this.releaseUnacked(pending.message);
     }
     subscription.pending.clear();
     if (subscription.isQueue) {
@@ -513,9 +563,15 @@ export abstract class BrokerSession {
       this.acksById.delete(pending.key);
       settled.push(pending.message);
     }
+    for (const message of settled) this.releaseUnacked(message);
     if (!subscription.isQueue) return;
     if (positive) this.core.queues.dispatchTo(subscription);
     else this.core.queues.requeue(subscription.destination, settled);
+  }
+
+  private releaseUnacked(message: StoredMessage): void {
+    this.unackedBytes -= message.size;
+    this.core.held.unackedBytes -= message.size;
   }
 
   private begin(frame: Frame): void {
@@ -553,24 +609,44 @@ export abstract class BrokerSession {
         `${frame.command} names transaction "${name}", which is not open (send BEGIN first)`,
       );
     }
-    const { maxTransactionFrames, maxTransactionBytes } = this.core.options;
-    transaction.bytes += frame.body.length;
-    if (
-      transaction.frames.length >= maxTransactionFrames ||
-      transaction.bytes > maxTransactionBytes
-    ) {
+    const { maxTransactionFrames, maxTransactionBytes, maxTransactionBytesTotal } =
+      this.core.options;
+    const size = heldSize(frame);
+    if (transaction.frames.length >= maxTransactionFrames) {
       throw new PerigeeError(
         'LIMIT_EXCEEDED',
-        `transaction "${name}" exceeds ${maxTransactionFrames} frames or ${maxTransactionBytes} bytes`,
+        `transaction "${name}" exceeds ${maxTransactionFrames} frames`,
       );
     }
+    if (this.transactionBytes + size > maxTransactionBytes) {
+      throw new PerigeeError(
+        'LIMIT_EXCEEDED',
+        `this session's open transactions exceed ${maxTransactionBytes} bytes`,
+      );
+    }
+    if (this.core.held.transactionBytes + size > maxTransactionBytesTotal) {
+      throw new PerigeeError(
+        'LIMIT_EXCEEDED',
+        `open transactions across the broker exceed ${maxTransactionBytesTotal} bytes; commit or abort first`,
+      );
+    }
+    transaction.bytes += size;
+    this.transactionBytes += size;
+    this.core.held.transactionBytes += size;
     transaction.frames.push(frame);
+  }
+
+  /** Forgets an open transaction (committed or aborted) and what it held. */
+  private closeTransaction(transaction: Transaction, frame: Frame): void {
+    this.transactions!.delete(getHeader(frame, 'transaction')!);
+    this.transactionBytes -= transaction.bytes;
+    this.core.held.transactionBytes -= transaction.bytes;
   }
 
   /** Applies a transaction's sends and acks in order: all of them, or none if a queue is full. */
   private commit(frame: Frame): void {
     const transaction = this.transactionOf(frame, 'COMMIT');
-    this.transactions!.delete(getHeader(frame, 'transaction')!);
+    this.closeTransaction(transaction, frame);
     this.core.checkQueueRoom(transaction.frames);
     for (const entry of transaction.frames) {
       if (entry.command === 'SEND') {
@@ -591,7 +667,10 @@ export abstract class BrokerSession {
   /** Gives back what the session holds: unacknowledged queue messages and open transactions. */
   private release(): void {
     this.transactions = undefined;
+    this.core.held.transactionBytes -= this.transactionBytes;
+    this.transactionBytes = 0;
     this.framesWhileAuthenticating = undefined;
+    this.bytesWhileAuthenticating = 0;
     for (const subscription of [...this.subscriptions.values()])
       this.removeSubscription(subscription);
     this.core.sessionClosed(this);

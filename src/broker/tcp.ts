@@ -18,6 +18,8 @@ import type { Subscription } from './subscription.js';
 /** How long a closing connection may take to flush before it is cut. */
 const CLOSE_GRACE_MS = 5000;
 const HEART_BEAT_EOL = encodeUtf8('\n');
+/** Queued bytes past which a connection writes at once instead of at the end of the turn. */
+const EAGER_FLUSH_BYTES = 64 * 1024;
 
 /**
  * Collects the sessions that have bytes to write and writes each one's bytes in a single
@@ -55,6 +57,10 @@ export class TcpSession extends BrokerSession {
   private lastWriteAt = Date.now();
   private heartBeatTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
+  /** Reading stops while a login check runs… */
+  private pausedForLogin = false;
+  /** …and while the replies to this client exceed its cap: see {@link onData}. */
+  private pausedForOutput = false;
 
   constructor(core: BrokerCore, socket: Socket, batcher: WriteBatcher) {
     super(core);
@@ -66,7 +72,10 @@ export class TcpSession extends BrokerSession {
     });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.drained());
+    socket.on('drain', () => {
+      this.resumeIfOutputLeft();
+      this.drained();
+    });
     socket.on('error', (error) => {
       core.log.debug({ session: this.id, err: error }, 'STOMP connection error');
     });
@@ -98,6 +107,8 @@ export class TcpSession extends BrokerSession {
     this.outgoingBytes = 0;
     this.lastWriteAt = Date.now();
     this.socket.write(data);
+    // The kernel may take it all at once, in which case no 'drain' follows.
+    this.resumeIfOutputLeft();
   }
 
   protected writeFrame(frame: Frame): void {
@@ -118,7 +129,16 @@ export class TcpSession extends BrokerSession {
     this.parser.version = version;
   }
 
+  protected override onAuthenticating(): void {
+    // What the client pipelined behind CONNECT waits in the kernel until the check ends; only
+    // the rest of the current chunk is parsed and held meanwhile.
+    this.pausedForLogin = true;
+    this.socket.pause();
+  }
+
   protected override onConnected(clientHeartBeat: HeartBeat): void {
+    this.pausedForLogin = false;
+    this.resumeReading();
     const { outgoing, incoming } = negotiateHeartBeat(this.core.options.heartBeat, clientHeartBeat);
     if (outgoing === 0 && incoming === 0) return;
     // One timer serves both directions: it ticks at the shorter interval that matters.
@@ -127,7 +147,9 @@ export class TcpSession extends BrokerSession {
     this.heartBeatTimer = setInterval(
       () => {
         const now = Date.now();
-        if (deadline !== 0 && now - this.lastReadAt > deadline) {
+        // While reading is paused the client's bytes wait unread: its silence proves nothing.
+        const reading = !this.pausedForOutput && !this.pausedForLogin;
+        if (reading && deadline !== 0 && now - this.lastReadAt > deadline) {
           this.fail(
             new PerigeeError(
               'HEARTBEAT_TIMEOUT',
@@ -170,6 +192,13 @@ export class TcpSession extends BrokerSession {
   private enqueue(bytes: Uint8Array): void {
     this.outgoing.push(bytes);
     this.outgoingBytes += bytes.length;
+    // A burst (a pipeline of SENDs parsed in one turn) writes as it goes, in large batches: what
+    // the kernel accepts then no longer counts against this connection's cap, which should
+    // measure a reader that falls behind, not the length of one turn of the event loop.
+    if (this.outgoingBytes >= EAGER_FLUSH_BYTES) {
+      this.flush();
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.batcher.schedule(this);
@@ -183,7 +212,33 @@ export class TcpSession extends BrokerSession {
       this.parser.push(chunk);
     } catch (error) {
       this.fail(error);
+      return;
     }
+    // A client that sends frames with receipts (or anything that gets a reply) and never reads
+    // would make the replies pile up here without end. Past the cap, stop reading until they
+    // drain: TCP flow control then holds the client back, and this connection's cost stays at
+    // about the cap plus one chunk.
+    if (
+      !this.isClosed &&
+      !this.pausedForOutput &&
+      this.queuedBytes() > this.core.options.maxQueuedBytes
+    ) {
+      this.pausedForOutput = true;
+      this.socket.pause();
+    }
+  }
+
+  private resumeIfOutputLeft(): void {
+    if (this.pausedForOutput && this.queuedBytes() < this.core.options.maxQueuedBytes) {
+      this.pausedForOutput = false;
+      this.resumeReading();
+    }
+  }
+
+  private resumeReading(): void {
+    if (this.pausedForLogin || this.pausedForOutput || this.isClosed) return;
+    this.lastReadAt = Date.now();
+    this.socket.resume();
   }
 
   private clearTimers(): void {

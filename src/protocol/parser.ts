@@ -79,7 +79,11 @@ export class FrameParser {
   #headers: Header[] = [];
   #unescape = false;
   #contentLength = -1;
-  #sizedBody: Uint8Array | undefined;
+  /**
+   * A sized body's bytes so far. Kept as the pieces that arrived, never allocated up front from
+   * content-length: a 40-byte frame that announces a 1 MiB body must not cost 1 MiB.
+   */
+  #sizedBodyParts: Uint8Array[] = [];
   #sizedBodyFilled = 0;
   #openBodyParts: Uint8Array[] = [];
   #openBodyLength = 0;
@@ -121,7 +125,7 @@ export class FrameParser {
     this.#state = State.Failed;
     this.#lineParts = [];
     this.#openBodyParts = [];
-    this.#sizedBody = undefined;
+    this.#sizedBodyParts = [];
   }
 
   #consume(chunk: Uint8Array): void {
@@ -134,12 +138,12 @@ export class FrameParser {
           i = this.#consumeLine(chunk, i);
           break;
         case State.SizedBody: {
-          const body = this.#sizedBody!;
-          const take = Math.min(body.length - this.#sizedBodyFilled, length - i);
-          body.set(chunk.subarray(i, i + take), this.#sizedBodyFilled);
+          const take = Math.min(this.#contentLength - this.#sizedBodyFilled, length - i);
+          // A copy, not a view: a body kept in history must not pin the socket's whole chunk.
+          this.#sizedBodyParts.push(chunk.slice(i, i + take));
           this.#sizedBodyFilled += take;
           i += take;
-          if (this.#sizedBodyFilled === body.length) this.#state = State.FrameEnd;
+          if (this.#sizedBodyFilled === this.#contentLength) this.#state = State.FrameEnd;
           break;
         }
         case State.FrameEnd:
@@ -151,7 +155,7 @@ export class FrameParser {
             );
           }
           i++;
-          this.#emit(this.#sizedBody!);
+          this.#emit(concatBytes(this.#sizedBodyParts, this.#contentLength));
           break;
         case State.OpenBody: {
           const nul = chunk.indexOf(NUL, i);
@@ -316,13 +320,10 @@ export class FrameParser {
   #startBody(): void {
     if (this.#contentLength === -1) {
       this.#state = State.OpenBody;
-    } else if (this.#contentLength === 0) {
-      this.#sizedBody = new Uint8Array(0);
-      this.#state = State.FrameEnd;
     } else {
-      this.#sizedBody = new Uint8Array(this.#contentLength);
+      this.#sizedBodyParts = [];
       this.#sizedBodyFilled = 0;
-      this.#state = State.SizedBody;
+      this.#state = this.#contentLength === 0 ? State.FrameEnd : State.SizedBody;
     }
   }
 
@@ -330,7 +331,7 @@ export class FrameParser {
     const frame: Frame = { command: this.#command, headers: this.#headers, body };
     this.#state = State.Command;
     this.#frameBytes = 0;
-    this.#sizedBody = undefined;
+    this.#sizedBodyParts = [];
     this.#headers = [];
     this.#onFrame(frame);
   }

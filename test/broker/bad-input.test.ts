@@ -48,6 +48,20 @@ async function expectBrokerStillServes(): Promise<void> {
   expect(text(await subscriber.nextOf('MESSAGE'))).toBe('alive');
 }
 
+/** The same, against another broker of this file's. */
+async function expectBrokerServes(otherPort: number): Promise<void> {
+  const destination = `/topic/${uniqueName('alive')}`;
+  const [subscriber, publisher] = await Promise.all([
+    TcpFrameSession.connect({ port: otherPort }),
+    TcpFrameSession.connect({ port: otherPort }),
+  ]);
+  sessions.push(subscriber, publisher);
+  subscriber.send('SUBSCRIBE', { id: '1', destination, receipt: 's' });
+  await subscriber.receipt('s');
+  publisher.send('SEND', { destination }, 'alive');
+  expect(text(await subscriber.nextOf('MESSAGE'))).toBe('alive');
+}
+
 /** Sends `bytes` on a fresh connection; expects an ERROR whose message matches, then the close. */
 async function expectRefused(
   bytes: string | Uint8Array,
@@ -202,6 +216,221 @@ describe('embedded broker: bad input', () => {
     for (const attacker of attackers) attacker.sendBytes(new Uint8Array(512).fill(0x41));
     await Promise.all(attackers.map((attacker) => attacker.closed));
     await expectBrokerStillServes();
+  });
+});
+
+describe('embedded broker: clients that send and never read', () => {
+  it('a flood of frames with receipts: the broker stops reading it at its cap, and loses nothing', async () => {
+    const floodBroker = createBroker({ maxQueuedBytes: 64 * 1024 });
+    const floodPort = (await floodBroker.listen({ port: 0 })).port;
+    try {
+      const flooder = await TcpFrameSession.connect({ port: floodPort });
+      flooder.socket.pause();
+      // 10,000 SENDs whose 4 KB receipt ids come back in 40 MB of RECEIPTs: far more than the
+      // cap and the kernel's socket buffers on both sides can hold.
+      const total = 10_000;
+      const filler = 'r'.repeat(4000);
+      let pipeline = '';
+      for (let i = 0; i < total; i++) {
+        pipeline += `SEND\ndestination:/topic/nobody\nreceipt:${i}-${filler}\n\n\0`;
+      }
+      flooder.sendBytes(pipeline);
+      // Wait until the broker has stopped taking SENDs from it.
+      let last = -1;
+      while (floodBroker.stats().published !== last) {
+        last = floodBroker.stats().published;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      expect(last).toBeLessThan(total);
+      await expectBrokerServes(floodPort);
+      // Reading again lets it go on: every receipt arrives, in order.
+      flooder.socket.resume();
+      for (let i = 0; i < total; i++) {
+        const receipt = await flooder.nextOf('RECEIPT', 20_000);
+        const id = getHeader(receipt, 'receipt-id')!;
+        if (id !== `${i}-${filler}`) expect(id.slice(0, 10)).toBe(`${i}-`);
+      }
+      // Every SEND counted, plus the one that showed the broker still serving.
+      expect(floodBroker.stats().published).toBe(total + 1);
+      flooder.close();
+    } finally {
+      await floodBroker.close({ drainMs: 100 });
+    }
+  }, 60_000);
+
+  it('pipelined frames behind CONNECT wait unparsed while an asynchronous login runs, then all count', async () => {
+    // Each login waits until the test lets it through.
+    const pending = new Map<string, () => void>();
+    const slowLoginBroker = createBroker({
+      authenticate: ({ login }) =>
+        new Promise((resolve) =>
+          pending.set(login ?? '', () => resolve({ id: login ?? '', anonymous: false })),
+        ),
+    });
+    const slowPort = (await slowLoginBroker.listen({ port: 0 })).port;
+    const letIn = async (login: string): Promise<void> => {
+      while (!pending.has(login)) await new Promise((resolve) => setTimeout(resolve, 10));
+      pending.get(login)!();
+    };
+    try {
+      const destination = `/topic/${uniqueName('behind-connect')}`;
+      const subscriberConnecting = TcpFrameSession.connect({ port: slowPort, login: 'sub' });
+      await letIn('sub');
+      const subscriber = await subscriberConnecting;
+      sessions.push(subscriber);
+      subscriber.send('SUBSCRIBE', { id: '1', destination, receipt: 's' });
+      await subscriber.receipt('s');
+
+      // 20,000 frames in one write: many socket chunks, and far more than the 1,000 frames a
+      // session may queue during a login. They must wait as bytes, not be refused.
+      const total = 20_000;
+      let pipeline = 'CONNECT\naccept-version:1.2\nlogin:pub\n\n\0';
+      for (let i = 0; i < total; i++) pipeline += `SEND\ndestination:${destination}\n\n${i}\0`;
+      pipeline += 'DISCONNECT\nreceipt:done\n\n\0';
+      const publisher = await TcpFrameSession.openSocket(slowPort);
+      sessions.push(publisher);
+      publisher.sendBytes(pipeline);
+      // Give the bytes time to reach the broker while the check is still running.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await letIn('pub');
+      await publisher.receipt('done', 20_000);
+      for (let i = 0; i < total; i++) {
+        const frame = await subscriber.nextOf('MESSAGE');
+        if (text(frame) !== String(i)) expect(text(frame)).toBe(String(i));
+      }
+    } finally {
+      await slowLoginBroker.close({ drainMs: 100 });
+    }
+  }, 60_000);
+});
+
+describe('embedded broker: what sessions hold is capped, per session and in all', () => {
+  it('open transactions: past the broker-wide cap a frame is refused, and an ABORT frees the room', async () => {
+    const capped = createBroker({
+      maxTransactionBytes: 48 * 1024,
+      maxTransactionBytesTotal: 64 * 1024,
+    });
+    const cappedPort = (await capped.listen({ port: 0 })).port;
+    try {
+      const body = 'x'.repeat(1000);
+      const first = await TcpFrameSession.connect({ port: cappedPort });
+      const second = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(first, second);
+      first.send('BEGIN', { transaction: 't' });
+      for (let i = 0; i < 40; i++)
+        first.send('SEND', { destination: '/queue/held', transaction: 't' }, body);
+      first.send('SEND', { destination: '/topic/none', receipt: 'first' });
+      await first.receipt('first');
+      // The first session holds ~41 KB; the second may add up to the broker's 64 KiB in all.
+      second.send('BEGIN', { transaction: 't' });
+      for (let i = 0; i < 30; i++)
+        second.send('SEND', { destination: '/queue/held', transaction: 't' }, body);
+      const refused = await second.error();
+      expect(getHeader(refused, 'message')).toMatch(/Limit exceeded/);
+      expect(text(refused)).toMatch(/open transactions across the broker exceed 65536 bytes/);
+      // Its session ended and gave its share back; so does an ABORT.
+      first.send('ABORT', { transaction: 't', receipt: 'aborted' });
+      await first.receipt('aborted');
+      const third = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(third);
+      third.send('BEGIN', { transaction: 't' });
+      for (let i = 0; i < 40; i++)
+        third.send('SEND', { destination: '/queue/held', transaction: 't' }, body);
+      third.send('COMMIT', { transaction: 't', receipt: 'committed' });
+      await third.receipt('committed');
+      expect(capped.stats().queuedMessages).toBe(40);
+    } finally {
+      await capped.close({ drainMs: 100 });
+    }
+  });
+
+  it('one session past its own transaction cap gets an ERROR', async () => {
+    const capped = createBroker({ maxTransactionBytes: 16 * 1024 });
+    const cappedPort = (await capped.listen({ port: 0 })).port;
+    try {
+      const session = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(session);
+      // Two transactions together: the cap is on the session, not on each transaction.
+      session.send('BEGIN', { transaction: 'a' });
+      session.send('BEGIN', { transaction: 'b' });
+      for (let i = 0; i < 20; i++) {
+        session.send(
+          'SEND',
+          { destination: '/queue/x', transaction: i % 2 ? 'a' : 'b' },
+          'y'.repeat(1000),
+        );
+      }
+      // 20 KB in all, 10 KB in each: only the session's total is over.
+      const error = await session.error();
+      expect(getHeader(error, 'message')).toMatch(/Limit exceeded/);
+      expect(text(error)).toMatch(/this session's open transactions exceed 16384 bytes/);
+      await expectBrokerServes(cappedPort);
+    } finally {
+      await capped.close({ drainMs: 100 });
+    }
+  });
+
+  it('unacknowledged messages: a queue stops handing them out at the cap and goes on after ACKs', async () => {
+    const capped = createBroker({ maxUnackedBytes: 20 * 1024 });
+    const cappedPort = (await capped.listen({ port: 0 })).port;
+    try {
+      const consumer = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(consumer);
+      consumer.send('SUBSCRIBE', {
+        id: '1',
+        destination: '/queue/work',
+        ack: 'client-individual',
+        receipt: 's',
+      });
+      await consumer.receipt('s');
+      const producer = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(producer);
+      for (let i = 0; i < 50; i++)
+        producer.send('SEND', { destination: '/queue/work' }, String(i).padEnd(1000, '.'));
+      producer.send('SEND', { destination: '/topic/none', receipt: 'sent' });
+      await producer.receipt('sent');
+      // About 20 of the 50 go out; the rest wait in the queue for room.
+      const first = await consumer.nextOf('MESSAGE');
+      await expectBrokerServes(cappedPort);
+      const held = capped.stats().queuedMessages;
+      expect(held).toBeGreaterThan(20);
+      expect(held).toBeLessThan(50);
+      let frame = first;
+      for (let i = 0; i < 50; i++) {
+        if (i > 0) frame = await consumer.nextOf('MESSAGE');
+        expect(text(frame).startsWith(`${i}.`)).toBe(true);
+        consumer.send('ACK', { id: getHeader(frame, 'ack')! });
+      }
+      expect(capped.stats().queuedMessages).toBe(0);
+    } finally {
+      await capped.close({ drainMs: 100 });
+    }
+  });
+
+  it('unacknowledged topic messages past the cap are a slow consumer', async () => {
+    const capped = createBroker({ maxUnackedBytes: 20 * 1024 });
+    const cappedPort = (await capped.listen({ port: 0 })).port;
+    try {
+      const subscriber = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(subscriber);
+      subscriber.send('SUBSCRIBE', {
+        id: '1',
+        destination: '/topic/news',
+        ack: 'client',
+        receipt: 's',
+      });
+      await subscriber.receipt('s');
+      const publisher = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(publisher);
+      for (let i = 0; i < 50; i++)
+        publisher.send('SEND', { destination: '/topic/news' }, 'z'.repeat(1000));
+      const error = await subscriber.error();
+      expect(getHeader(error, 'message')).toMatch(/Slow consumer/);
+      expect(text(error)).toMatch(/more than 20480 bytes wait for an ACK/);
+      await expectBrokerServes(cappedPort);
+    } finally {
+      await capped.close({ drainMs: 100 });
+    }
   });
 });
 

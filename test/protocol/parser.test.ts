@@ -267,3 +267,27 @@ describe('encodeFrame', () => {
     expect([...parsed!.body]).toEqual([1, 0, 2]);
   });
 });
+
+describe('FrameParser: what partial frames cost', () => {
+  it('keeps only the body bytes that arrived, not what content-length announces', () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const parsers: FrameParser[] = [];
+    // 200 frames that each announce a 1 MiB body and send 10 bytes of it.
+    for (let i = 0; i < 200; i++) {
+      const parser = new FrameParser(() => {});
+      parser.push(bytes(`SEND\ndestination:/a\ncontent-length:1048576\n\n0123456789`));
+      parsers.push(parser);
+    }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    // Reserving each announced body would take 200 MiB.
+    expect(grown).toBeLessThan(20 * 1024 * 1024);
+    expect(parsers.every((parser) => parser.midFrame)).toBe(true);
+  });
+
+  it('still assembles a sized body from many chunks', () => {
+    const body = 'x'.repeat(1000) + '\0' + 'y'.repeat(1000);
+    const input = `SEND\ncontent-length:${body.length}\n\n${body}\0`;
+    const [frame] = parseAll(input, {}, 7);
+    expect(textOf(frame!)).toBe(body);
+  });
+});
