@@ -24,13 +24,16 @@ export interface SockJSSocketOptions {
   openTimeout: number;
 }
 
-let sessionCounter = 0;
-
-/** `/<server>/<session>`: SockJS ids are random; the server id spreads sessions across backends. */
+/**
+ * `/<server>/<session>`. The session id is all that ties an `xhr_send` to its receiver, so it
+ * comes from the CSPRNG: 128 bits, of which the server id (which only spreads sessions across
+ * backends) shows less than 7, leaving over 120 to guess.
+ */
 function sessionPath(): string {
-  const server = String(Math.floor(Math.random() * 1000)).padStart(3, '0');
-  const random = Math.random().toString(36).slice(2, 10);
-  return `/${server}/${random}${(++sessionCounter).toString(36)}`;
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let id = '';
+  for (const byte of bytes) id += (byte | 256).toString(16).slice(1);
+  return `/${bytes[0]! % 100}/${id}`;
 }
 
 export abstract class SockJSSocket implements ClientSocket {
