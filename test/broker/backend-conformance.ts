@@ -449,6 +449,32 @@ export function describeBackendConformance(target: ConformanceTarget): void {
       }
     });
 
+    tcpIt('STOMP 1.1: ACK and NACK name the message by message-id and subscription', async () => {
+      const destination = queue();
+      const [consumer, publisher] = await Promise.all([
+        connect({ acceptVersion: '1.1' }),
+        connect(),
+      ]);
+      expect(consumer.version).toBe('1.1');
+      await subscribe(consumer, destination, { ack: 'client-individual' });
+      await send(publisher, destination, 'nacked');
+      await send(publisher, destination, 'acked');
+      const [nacked, acked] = [await message(consumer), await message(consumer)];
+      expect(header(nacked, 'message-id')).toBeTruthy();
+      settle(consumer, 'ACK', acked, { receipt: 'ack-1.1' });
+      await consumer.receipt('ack-1.1');
+      settle(consumer, 'NACK', nacked, { receipt: 'nack-1.1' });
+      await consumer.receipt('nack-1.1');
+      if (features.nackRequeues) {
+        const again = await message(consumer);
+        expect(text(again)).toBe('nacked');
+        settle(consumer, 'ACK', again);
+      }
+      // The ACKed one never comes back.
+      await send(publisher, destination, 'marker');
+      expect(text(await message(consumer))).toBe('marker');
+    });
+
     it('auto mode needs no ACK: nothing comes back after the consumer leaves', async () => {
       const destination = queue();
       const [first, publisher] = await Promise.all([connect(), connect()]);
@@ -616,6 +642,13 @@ export function describeBackendConformance(target: ConformanceTarget): void {
       await session.receipt('ack');
       session.send('ABORT', { transaction: 't', receipt: 'abort' });
       await session.receipt('abort');
+      session.send('SEND', { ...target.queueHeaders, destination, receipt: 'send-2' }, 'y');
+      await session.receipt('send-2');
+      settle(session, 'NACK', await message(session), { receipt: 'nack' });
+      await session.receipt('nack');
+      session.send('BEGIN', { transaction: 't2' });
+      session.send('COMMIT', { transaction: 't2', receipt: 'commit' });
+      await session.receipt('commit');
       session.send('UNSUBSCRIBE', { id, receipt: 'unsubscribe' });
       await session.receipt('unsubscribe');
     });

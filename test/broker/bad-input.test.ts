@@ -145,10 +145,18 @@ describe('embedded broker: bad input', () => {
     );
   });
 
-  it('a content-length that lies', async () => {
+  it('a content-length that lies: too short', async () => {
     await expectRefused('SEND\ndestination:/a\ncontent-length:2\n\nhello\0', /content-length/, {
       connectFirst: true,
     });
+  });
+
+  it('a content-length that lies: too long, so the body swallows the next frame', async () => {
+    await expectRefused(
+      'SEND\ndestination:/a\ncontent-length:12\n\nhi\0SEND\ndestination:/b\n\nthere\0',
+      /content-length/,
+      { connectFirst: true },
+    );
   });
 
   it('SEND without destination, with the receipt-id of the refused frame', async () => {
