@@ -12,6 +12,12 @@ import { loadQuiz, type Quiz } from './quizzes.js';
 
 /** How long the right answer and the scores stay on screen before the next question. */
 export const REVEAL_MS = 6000;
+/**
+ * The live answer count goes out at most this often. Publishing the whole state on every answer
+ * would send players × answers messages per question (40,000 for 200 players), where a few a
+ * second look just as live.
+ */
+export const ANSWER_COUNT_INTERVAL_MS = 250;
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 
 export class GameError extends Error {}
@@ -88,6 +94,9 @@ interface Runtime {
   /** Players who answered the current question. */
   answered: Set<number>;
   timer: NodeJS.Timeout | undefined;
+  /** A pending publish of the answer count, and when the last one went out. */
+  countTimer: NodeJS.Timeout | undefined;
+  countPublishedAt: number;
 }
 
 export interface GameRow {
@@ -114,17 +123,19 @@ export class Games {
   private readonly positionOf: (destination: string) => StreamPosition | undefined;
   /** How long the right answer stays on screen before the next question. */
   private readonly revealMs: number;
+  private readonly answerCountIntervalMs: number;
 
   constructor(
     db: Db,
     publisher: Publisher,
     positionOf: (destination: string) => StreamPosition | undefined,
-    options: { revealMs?: number } = {},
+    options: { revealMs?: number; answerCountIntervalMs?: number } = {},
   ) {
     this.db = db;
     this.publisher = publisher;
     this.positionOf = positionOf;
     this.revealMs = options.revealMs ?? REVEAL_MS;
+    this.answerCountIntervalMs = options.answerCountIntervalMs ?? ANSWER_COUNT_INTERVAL_MS;
   }
 
   /** Picks up the games a previous run left half played, with their clocks. */
@@ -350,13 +361,42 @@ export class Games {
         answered_at: now,
       })
       .execute();
-    const total = (await this.players(gameId)).length;
+    const total = await this.playerCount(gameId);
     if (runtime.answered.size >= total) {
       await this.reveal(runtime);
     } else {
-      await this.publishStatus(runtime);
+      this.publishAnswerCount(runtime);
     }
     return { correct, points };
+  }
+
+  /**
+   * Publishes the state with its new answer count: at once if the last count went out long
+   * enough ago, otherwise once the interval is over, with whatever the count is by then.
+   */
+  private publishAnswerCount(runtime: Runtime): void {
+    if (runtime.countTimer) return;
+    const wait = runtime.countPublishedAt + this.answerCountIntervalMs - Date.now();
+    const publish = (): void => {
+      runtime.countTimer = undefined;
+      // The question may have closed meanwhile; then its reveal said everything.
+      if (runtime.state !== 'question') return;
+      runtime.countPublishedAt = Date.now();
+      this.publishStatus(runtime).catch((error: unknown) =>
+        console.error('quiz: publishing the answer count failed', error),
+      );
+    };
+    if (wait <= 0) publish();
+    else runtime.countTimer = setTimeout(publish, wait);
+  }
+
+  private async playerCount(gameId: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('players')
+      .select(({ fn }) => fn.countAll<number>().as('count'))
+      .where('game_id', '=', gameId)
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
   }
 
   /** The game as it is now, in the shape of its status messages: what a page renders first. */
@@ -372,7 +412,10 @@ export class Games {
 
   /** Stops every clock (the server is shutting down; resumeAll picks them up next time). */
   stop(): void {
-    for (const runtime of this.runtimes.values()) clearTimeout(runtime.timer);
+    for (const runtime of this.runtimes.values()) {
+      clearTimeout(runtime.timer);
+      clearTimeout(runtime.countTimer);
+    }
     this.runtimes.clear();
   }
 
@@ -410,6 +453,8 @@ export class Games {
       endsAt: row.phase_ends_at,
       answered,
       timer: undefined,
+      countTimer: undefined,
+      countPublishedAt: 0,
     };
     this.runtimes.set(gameId, runtime);
     return runtime;
@@ -523,7 +568,7 @@ export class Games {
           startedAt: runtime.startedAt,
           deadline: runtime.endsAt,
           answered: runtime.answered.size,
-          players: (await this.players(runtime.gameId)).length,
+          players: await this.playerCount(runtime.gameId),
         };
       case 'reveal': {
         const players = await this.players(runtime.gameId);
