@@ -1,6 +1,7 @@
+import { Client, type IFrame } from '@stomp/stompjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { PerigeeError } from '../../src/errors.js';
+import { errorTable, type PerigeeError } from '../../src/errors.js';
 import {
   collector,
   NODE_TRANSPORTS,
@@ -8,6 +9,13 @@ import {
   startGateway,
   type TestGateway,
 } from '../support/gateway.js';
+import {
+  errorMessageHeader,
+  OVER_LIMIT_FRAMES,
+  refusedByServer,
+  TEST_LIMITS,
+} from '../support/limits.js';
+import { rawSockJSUrl } from '../support/raw-websocket.js';
 import { until } from './transport-conformance.js';
 
 /**
@@ -16,12 +24,11 @@ import { until } from './transport-conformance.js';
  */
 
 let gateway: TestGateway;
-const LIMITS = { maxFrameBytes: 4096, maxBodyBytes: 2048, maxHeaders: 32, maxHeaderLineBytes: 512 };
 
 beforeAll(async () => {
   gateway = await startGateway({
     gateway: {
-      limits: LIMITS,
+      limits: TEST_LIMITS,
       sockjs: { maxPostBytes: 8192 },
       access: { selfAddresses: ['127.0.0.1:61613'] },
     },
@@ -44,15 +51,21 @@ async function expectStillServing(): Promise<void> {
   expect((await inbox.next()).text).toBe('alive');
 }
 
-/** Opens a raw WebSocket to /stomp and collects what the server sends. */
-async function rawStomp(headers: Record<string, string> = {}): Promise<{
+interface RawSocket {
   socket: WebSocket;
   frames: string[];
   closed: Promise<{ code: number; reason: string }>;
-}> {
-  const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/stomp`, ['v12.stomp'], {
-    headers,
-  });
+}
+
+/** Opens a raw WebSocket to /stomp and collects what the server sends. */
+function rawStomp(headers: Record<string, string> = {}): Promise<RawSocket> {
+  return rawWebSocket(
+    new WebSocket(`${gateway.url.replace('http', 'ws')}/stomp`, ['v12.stomp'], { headers }),
+  );
+}
+
+/** Collects what the server sends on `socket` (a raw STOMP route), once it is open. */
+async function rawWebSocket(socket: WebSocket): Promise<RawSocket> {
   const frames: string[] = [];
   socket.on('message', (data: Buffer) => frames.push(data.toString()));
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
@@ -116,6 +129,7 @@ describe('HTTP and WebSocket requests', () => {
       body: '["x"]',
     });
     expect(response.status).toBe(404);
+    await expectStillServing();
   });
 
   it('broken JSON and an empty payload are 500, as the SockJS protocol says', async () => {
@@ -127,6 +141,7 @@ describe('HTTP and WebSocket requests', () => {
     const empty = await fetch(`${url}/xhr_send`, { method: 'POST', body: '' });
     expect(empty.status).toBe(500);
     expect(await empty.text()).toBe('Payload expected.');
+    await expectStillServing();
   });
 
   it('a bad JSONP callback name is refused', async () => {
@@ -142,21 +157,22 @@ describe('HTTP and WebSocket requests', () => {
     );
     expect(html.status).toBe(500);
     expect(await html.text()).not.toContain('<script>alert');
+    await expectStillServing();
   });
 
   it('a second receiver on one SockJS session gets c[2010,"Another connection still open"]', async () => {
     const url = sessionUrl();
     expect(await (await fetch(`${url}/xhr`, { method: 'POST' })).text()).toBe('o\n');
     const holding = new AbortController();
-    const first = fetch(`${url}/xhr`, { method: 'POST', signal: holding.signal }).catch(
-      () => undefined,
-    );
-    // The first poll is held open by the server (nothing to send yet); a second one arrives.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The first receiver is a stream: the server sends its headers (with the 2 KiB prelude) in
+    // the same turn that attaches it to the session, so once they are here it is attached.
+    const first = await fetch(`${url}/xhr_streaming`, { method: 'POST', signal: holding.signal });
+    expect(first.status).toBe(200);
     const second = await fetch(`${url}/xhr`, { method: 'POST' });
     expect(await second.text()).toBe('c[2010,"Another connection still open"]\n');
     holding.abort();
-    await first;
+    await first.body?.cancel().catch(() => undefined);
+    await expectStillServing();
   });
 
   it('/stomp without an upgrade answers 426', async () => {
@@ -269,15 +285,60 @@ describe('STOMP frames', () => {
   });
 
   for (const transport of NODE_TRANSPORTS) {
-    it(`a frame over the limits through ${transport} gets an ERROR; the gateway keeps serving`, async () => {
-      const client = nodeClient(gateway.url, { transports: [transport], reconnect: false });
-      clients.push(client);
-      await client.ready;
-      const error = await client.publish('/chat/big', 'x'.repeat(3000)).then(
-        () => undefined,
-        (caught: PerigeeError) => caught,
+    for (const frame of OVER_LIMIT_FRAMES) {
+      it(`${frame.name} through ${transport} gets its ERROR; the gateway keeps serving`, async () => {
+        const client = nodeClient(gateway.url, { transports: [transport], reconnect: false });
+        clients.push(client);
+        await client.ready;
+        const error = await client.publish('/chat/big', frame.body, frame.headers).then(
+          () => undefined,
+          (caught: PerigeeError) => caught,
+        );
+        expect(error?.code).toBe('SERVER_ERROR');
+        expect(error?.message).toMatch(refusedByServer(frame.code));
+        await expectStillServing();
+      });
+    }
+  }
+
+  for (const frame of OVER_LIMIT_FRAMES) {
+    it(`${frame.name} through the raw SockJS WebSocket gets its ERROR and close code`, async () => {
+      const { socket, frames, closed } = await rawWebSocket(
+        new WebSocket(rawSockJSUrl(gateway.url)),
       );
-      expect(error?.message).toMatch(/Body too large|Frame too large|Payload too large|closed/);
+      socket.send('CONNECT\naccept-version:1.2\n\n\0');
+      await new Promise((resolve) => socket.once('message', resolve));
+      expect(frames[0]).toMatch(/^CONNECTED\n/);
+      const headers = Object.entries(frame.headers).map(([name, value]) => `${name}:${value}\n`);
+      socket.send(`SEND\ndestination:/chat/big\n${headers.join('')}\n${frame.body}\0`);
+      const { code } = await closed;
+      const error = frames.slice(1).join('');
+      expect(error).toMatch(/^ERROR\n/);
+      expect(/^message:(.*)$/m.exec(error)?.[1]).toMatch(errorMessageHeader(frame.code));
+      expect(code).toBe(errorTable[frame.code].closeCode);
+      await expectStillServing();
+    });
+
+    it(`${frame.name} from @stomp/stompjs over /stomp gets its ERROR and close code`, async () => {
+      const client = new Client({
+        webSocketFactory: () =>
+          new WebSocket(`${gateway.url.replace('http', 'ws')}/stomp`, ['v12.stomp']),
+        reconnectDelay: 0,
+        heartbeatIncoming: 0,
+        heartbeatOutgoing: 0,
+      });
+      clients.push({ disconnect: () => client.deactivate() });
+      const refused = new Promise<IFrame>((resolve) => (client.onStompError = resolve));
+      const closed = new Promise<number>(
+        (resolve) => (client.onWebSocketClose = (event: { code: number }) => resolve(event.code)),
+      );
+      await new Promise<void>((resolve) => {
+        client.onConnect = () => resolve();
+        client.activate();
+      });
+      client.publish({ destination: '/chat/big', body: frame.body, headers: { ...frame.headers } });
+      expect((await refused).headers.message).toMatch(errorMessageHeader(frame.code));
+      expect(await closed).toBe(errorTable[frame.code].closeCode);
       await expectStillServing();
     });
   }

@@ -2,13 +2,49 @@ import { Client, type IFrame, type IMessage } from '@stomp/stompjs';
 import SockJS from 'sockjs-client';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
+import { StompClient, type StompMessage } from '../../src/client/index.js';
 import type { PerigeeError } from '../../src/errors.js';
 import { collector, NODE_TRANSPORTS, nodeClient } from '../support/gateway.js';
+import { RawSockJSWebSocket, rawSockJSUrl } from '../support/raw-websocket.js';
 import {
   describeTransportConformance,
   type ConformanceClient,
   type OpenClient,
 } from './transport-conformance.js';
+
+/** What our browser client and our client core have in common, for one driver over both. */
+interface OurClient {
+  subscribe(
+    destination: string,
+    handler: (message: StompMessage) => void,
+  ): { ready: Promise<unknown> };
+  publish(destination: string, body: string): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+function ourDriver(client: OurClient): ConformanceClient {
+  return {
+    async subscribe(destination) {
+      const inbox = collector();
+      await client.subscribe(destination, inbox.handler).ready;
+      return {
+        bodies: async (count, timeoutMs) =>
+          (await inbox.waitFor(count, timeoutMs)).slice(0, count).map((m) => m.text),
+      };
+    },
+    publish: (destination, body) => client.publish(destination, body),
+    async publishRefused(destination, body) {
+      const error = await client.publish(destination, body).then(
+        () => {
+          throw new Error('the publish was accepted');
+        },
+        (caught: PerigeeError) => caught,
+      );
+      return error.message;
+    },
+    disconnect: () => client.disconnect(),
+  };
+}
 
 /** Our client in Node, forced onto one transport. */
 function ours(transport: (typeof NODE_TRANSPORTS)[number]): OpenClient {
@@ -16,32 +52,32 @@ function ours(transport: (typeof NODE_TRANSPORTS)[number]): OpenClient {
     const client = nodeClient(gateway.url, { transports: [transport] });
     await client.ready;
     expect(client.transport).toBe(transport);
-    return {
-      async subscribe(destination) {
-        const inbox = collector();
-        const unsubscribe = client.subscribe(destination, inbox.handler);
-        await unsubscribe.ready;
-        return {
-          bodies: async (count, timeoutMs) =>
-            (await inbox.waitFor(count, timeoutMs)).slice(0, count).map((m) => m.text),
-        };
-      },
-      publish: (destination, body) => client.publish(destination, body),
-      async publishRefused(destination, body) {
-        const error = await client.publish(destination, body).then(
-          () => {
-            throw new Error('the publish was accepted');
-          },
-          (caught: PerigeeError) => caught,
-        );
-        return error.message;
-      },
-      disconnect: () => client.disconnect(),
-    };
+    return ourDriver(client);
   };
 }
 
-/** @stomp/stompjs on a socket of our choosing (WebSocket to /stomp, or sockjs-client). */
+/**
+ * Our client core on the raw SockJS WebSocket (`/sockjs/websocket`), the route for programs that
+ * are not browsers: STOMP frames as plain WebSocket messages, no SockJS framing.
+ */
+const oursOnRawSockJS: OpenClient = async (gateway) => {
+  const core = new StompClient({
+    socket: () => new RawSockJSWebSocket(gateway.url),
+    reconnect: false,
+    heartBeat: [0, 0],
+  });
+  await core.connect();
+  return ourDriver({
+    subscribe: (destination, handler) => core.subscribe(destination, handler),
+    publish: (destination, body) => core.publish(destination, body, { receipt: true }),
+    disconnect: () => core.disconnect(),
+  });
+};
+
+/**
+ * @stomp/stompjs on a socket of our choosing: a WebSocket to /stomp or /sockjs/websocket, or
+ * sockjs-client.
+ */
 function stompjs(socket: (url: string) => unknown): OpenClient {
   return async (gateway) => {
     const errors: IFrame[] = [];
@@ -125,6 +161,13 @@ describeTransportConformance(
     (url) =>
       new WebSocket(`${url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp', 'v11.stomp', 'v10.stomp']),
   ),
+);
+
+describeTransportConformance('our client core over the raw SockJS WebSocket', oursOnRawSockJS);
+
+describeTransportConformance(
+  '@stomp/stompjs over the raw SockJS WebSocket',
+  stompjs((url) => new WebSocket(rawSockJSUrl(url))),
 );
 
 // sockjs-client runs in Node over these three; the other six of its browser transports run in
