@@ -122,8 +122,17 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
       closing ??= (async () => {
         const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeIdleConnections();
-        await gateway.close();
+        // Browsers are told and their sessions end here, synchronously, before the broker goes:
+        // the backend's own shutdown ERROR must not be what reaches them.
+        const gatewayClosed = gateway.close();
+        // Not after the gateway's drain: until the broker closes, its STOMP listener accepts new
+        // clients and answers their CONNECT. One turn of the event loop first, though: bytes that
+        // arrived with or before the signal are read in this turn, whatever order the poll reports
+        // them in, and the broker's close answers what it has read (RECEIPTs, then its ERROR) and
+        // drops the rest. So every frame that had arrived when the signal did gets its RECEIPT.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         await broker.close();
+        await gatewayClosed;
         await httpClosed;
       })();
       return closing;

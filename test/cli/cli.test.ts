@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect as connectTcp, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { getHeader } from '../../src/protocol/index.js';
+import { createFrame, encodeFrame, getHeader } from '../../src/protocol/index.js';
 import { TcpFrameSession } from '../support/frame-session.js';
 
 /** The `perigee` command as a user runs it: real processes, real ports, exit codes and output. */
@@ -67,6 +67,8 @@ interface Served {
   http: URL;
   stompPort: number | undefined;
   output: () => string;
+  /** Resolves when a log line with this `msg` has been printed. */
+  logged: (msg: string) => Promise<void>;
 }
 
 /** Starts `perigee serve` on free ports and reads the URLs it logs. */
@@ -77,6 +79,17 @@ async function serve(args: string[] = [], env: Record<string, string> = {}): Pro
   const lines = createInterface({ input: child.stdout! });
   let http: URL | undefined;
   let stompPort: number | undefined;
+  const messages = new Set<string>();
+  const waiting: { msg: string; resolve: () => void }[] = [];
+  lines.on('line', (line) => {
+    const { msg } = JSON.parse(line) as { msg: string };
+    messages.add(msg);
+    for (const waiter of waiting.filter((entry) => entry.msg === msg)) waiter.resolve();
+  });
+  const logged = (msg: string): Promise<void> =>
+    messages.has(msg)
+      ? Promise.resolve()
+      : new Promise((resolve) => waiting.push({ msg, resolve }));
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${output}`)));
     lines.on('line', (line) => {
@@ -89,7 +102,25 @@ async function serve(args: string[] = [], env: Record<string, string> = {}): Pro
       if (http && (stompPort !== undefined || entry.msg === 'STOMP TCP listener off')) resolve();
     });
   });
-  return { child, http: http!, stompPort, output: () => output };
+  return { child, http: http!, stompPort, output: () => output, logged };
+}
+
+/**
+ * What a new client gets from the STOMP port: 'refused' when nothing listens, else the bytes the
+ * server sent in answer to CONNECT before the connection ended ('' if it was reset unanswered).
+ */
+function connectAttempt(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connectTcp({ host: '127.0.0.1', port });
+    let reply = '';
+    let refused = false;
+    socket.on('connect', () => socket.write('CONNECT\naccept-version:1.2\nhost:/\n\n\0'));
+    socket.on('data', (chunk: Buffer) => (reply += chunk.toString('latin1')));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED') refused = true;
+    });
+    socket.on('close', () => resolve(refused ? 'refused' : reply));
+  });
 }
 
 async function freePortTaken(): Promise<{ port: number; release: () => Promise<void> }> {
@@ -241,18 +272,68 @@ describe('perigee serve', () => {
     subscriber.close();
   });
 
-  it('on SIGTERM answers what it received, tells clients to reconnect, and exits 0', async () => {
+  it('on SIGTERM answers the receipts still owed, then tells clients to reconnect, and exits 0', async () => {
     const served = await serve();
     const exit = finished(served.child);
-    const client = await TcpFrameSession.connect({ port: served.stompPort! });
-    client.send('SUBSCRIBE', { id: '1', destination: '/queue/x', receipt: 'before-stop' });
-    await client.receipt('before-stop');
+    const port = served.stompPort!;
+    const client = await TcpFrameSession.connect({ port });
+    // A peer that never hangs up holds the broker in its bounded drain: the process is still
+    // running, shutting down, when the listener is checked below.
+    const lingering = connectTcp({ host: '127.0.0.1', port, allowHalfOpen: true });
+    await new Promise<void>((resolve) => lingering.once('connect', () => resolve()));
+    lingering.on('error', () => {});
+    const receipts = Array.from({ length: 20 }, (_, i) => `owed-${i}`);
+    const frames = receipts.map((receipt, i) =>
+      encodeFrame(
+        createFrame(
+          'SEND',
+          [
+            ['destination', '/queue/shutdown'],
+            ['receipt', receipt],
+          ],
+          `m${i}`,
+        ),
+        '1.2',
+      ),
+    );
+    // One write and the signal right behind it, unawaited: the RECEIPTs are owed when it lands.
+    client.sendBytes(Buffer.concat(frames));
     served.child.kill('SIGTERM');
-    const error = await client.error();
+
+    for (const receipt of receipts) {
+      const frame = await client.next();
+      expect(frame.command).toBe('RECEIPT');
+      expect(getHeader(frame, 'receipt-id')).toBe(receipt);
+    }
+    const error = await client.next();
+    expect(error.command).toBe('ERROR');
     expect(getHeader(error, 'message')).toMatch(/shutting down/);
+    await client.closed;
+
+    // The broker closes its listener before it sends that ERROR, and the process still runs.
+    expect(await connectAttempt(port)).toBe('refused');
+    expect(served.child.exitCode).toBeNull();
     const result = await exit;
     expect(result.code).toBe(0);
     expect(served.output()).toMatch(/"msg":"stopped"/);
+    lingering.destroy();
+  });
+
+  it('on SIGTERM stops accepting STOMP connections at once, not after the drain', async () => {
+    const served = await serve();
+    const exit = finished(served.child);
+    const port = served.stompPort!;
+    // Keeps the process in its drain, so that the attempt below meets a running process.
+    const lingering = connectTcp({ host: '127.0.0.1', port, allowHalfOpen: true });
+    await new Promise<void>((resolve) => lingering.once('connect', () => resolve()));
+    lingering.on('error', () => {});
+    served.child.kill('SIGTERM');
+    await served.logged('shutting down');
+    // Refused, or reset unanswered if it raced the listener's close; never CONNECTED.
+    expect(['refused', '']).toContain(await connectAttempt(port));
+    expect(served.child.exitCode).toBeNull();
+    expect((await exit).code).toBe(0);
+    lingering.destroy();
   });
 
   it('PERIGEE_STOMP=off runs without the TCP listener', async () => {
