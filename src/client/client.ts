@@ -161,7 +161,22 @@ interface PendingReceipt {
   readonly isPublish: boolean;
   /** Whether the frame went out on a connection (as opposed to waiting in the queue). */
   inFlight: boolean;
+  /** Connections that an ERROR naming no receipt ended while this publish was in flight. */
+  errorsSuffered?: number;
 }
+
+/**
+ * A publish in flight when this many connections in a row end with an ERROR that names no
+ * receipt is taken to be what the broker refuses (RabbitMQ's ERROR for an unknown destination
+ * carries no `receipt-id`), and fails with that ERROR instead of being sent again forever.
+ */
+const PUBLISH_ERROR_LIMIT = 3;
+
+/**
+ * A connection must last this long before the backoff starts again from its first step: one that
+ * a server ends right after CONNECTED, again and again, must not be retried at full speed.
+ */
+const STABLE_CONNECTION_MS = 5000;
 
 interface QueuedFrame {
   readonly frame: Frame;
@@ -223,6 +238,7 @@ export class StompClient extends Emitter<ClientEvents> {
   #generation = 0;
   #counter = 0;
   #attempt = 0;
+  #connectedAt = 0;
   #everConnected = false;
   /** The session to resume, when the server offers resumption. */
   #resumableSession: string | undefined;
@@ -556,7 +572,7 @@ export class StompClient extends Emitter<ClientEvents> {
     this.state = 'connected';
     const firstConnect = !this.#everConnected;
     this.#everConnected = true;
-    this.#attempt = 0;
+    this.#connectedAt = Date.now();
     this.#startHeartBeats(frame);
     if (resumed) this.#afterResume();
     else this.#afterNewSession(firstConnect);
@@ -721,6 +737,15 @@ export class StompClient extends Emitter<ClientEvents> {
       this.#receipts.delete(receiptId!);
       clearTimeout(pending.timer);
       pending.reject(error);
+    } else {
+      for (const [id, publish] of this.#receipts) {
+        if (!publish.isPublish || !publish.inFlight) continue;
+        publish.errorsSuffered = (publish.errorsSuffered ?? 0) + 1;
+        if (publish.errorsSuffered < PUBLISH_ERROR_LIMIT) continue;
+        this.#receipts.delete(id);
+        clearTimeout(publish.timer);
+        publish.reject(error);
+      }
     }
     this.#report(error);
     // "The server MUST then close the connection just after sending the ERROR frame" (STOMP 1.2
@@ -909,6 +934,7 @@ export class StompClient extends Emitter<ClientEvents> {
       return;
     }
     const wasConnected = this.state === 'connected';
+    if (wasConnected && Date.now() - this.#connectedAt >= STABLE_CONNECTION_MS) this.#attempt = 0;
     if (this.#resumableSession === undefined) {
       // Nothing can be resumed: receipts for frames that went out on this connection cannot come
       // any more, except for publishes, which are resent. Queued frames wait for the next one.
