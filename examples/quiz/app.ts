@@ -328,12 +328,19 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
       );
     const { title, questions } = quizFromForm(request.body as Record<string, unknown>);
     const problems = quizProblems(title, questions);
+    // A game in progress reads its questions from the quiz (again after a restart): changing them
+    // would change the game under its players. The edits stay in the form, to save later.
+    const unfinished = await games.unfinishedGameOf(id);
+    if (unfinished)
+      problems.unshift(
+        `A game of this quiz is open or being played (code ${unfinished.code}): you can edit the quiz once that game is over.`,
+      );
     if (problems.length > 0) {
       return render(
         reply,
         'quiz-edit.njk',
         { problems, quiz: { id, title, questions: editorView(questions) } },
-        400,
+        unfinished ? 409 : 400,
       );
     }
     await saveQuiz(db, userId, title, questions, id);
@@ -432,9 +439,11 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
       return reply.redirect(player ? `/games/${gameId}/play` : `/join?code=${game.code}`, 303);
     }
     if (role === 'player' && !player) return reply.redirect(`/join?code=${game.code}`, 303);
-    // Rendered at a known position of the status topic; the page subscribes since it, so it
-    // gets exactly what happened after this render: no gap, no duplicate.
+    // Rendered at known positions of the status and players topics, taken before the reads
+    // below; the page subscribes to each since its position, so it gets exactly what happened
+    // after this render: no gap (a player who joins meanwhile is replayed), no duplicate.
     const position = games.position(gameId);
+    const playersPosition = games.playersPosition(gameId);
     const status = await games.status(gameId);
     // A player who reloads after answering sees the answer locked in, not the buttons again.
     const myAnswer =
@@ -459,6 +468,7 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
         status,
         players,
         position,
+        playersPosition,
         serverTime: Date.now(),
         csrf: request.browserSession.csrfToken,
         statusDestination: statusDestination(gameId),

@@ -93,6 +93,13 @@ interface Runtime {
   endsAt: number;
   /** Players who answered the current question. */
   answered: Set<number>;
+  /**
+   * Answers accepted but not yet in the database. On PostgreSQL each write may run on its own
+   * pool connection, so the reveal waits for these before it reads the answers back.
+   */
+  answerWrites: Set<Promise<unknown>>;
+  /** A start is under way (between its checks and the first question). */
+  starting: boolean;
   timer: NodeJS.Timeout | undefined;
   /** A pending publish of the answer count, and when the last one went out. */
   countTimer: NodeJS.Timeout | undefined;
@@ -316,10 +323,18 @@ export class Games {
     const runtime = await this.runtime(gameId);
     if (!runtime) throw new NoSuchGameError();
     if (runtime.authorId !== userId) throw new ForbiddenError();
-    if (runtime.state !== 'lobby') throw new GameError('This game has already started.');
-    const players = await this.players(gameId);
-    if (players.length === 0) throw new GameError('Nobody has joined yet: share the code first.');
-    await this.beginQuestion(runtime, 0);
+    // Decided and claimed before any await, so that of two starts at once (a double click, two
+    // tabs) only one gets past this line; the state itself changes only after the players check.
+    if (runtime.state !== 'lobby' || runtime.starting)
+      throw new GameError('This game has already started.');
+    runtime.starting = true;
+    try {
+      if ((await this.playerCount(gameId)) === 0)
+        throw new GameError('Nobody has joined yet: share the code first.');
+      await this.beginQuestion(runtime, 0);
+    } finally {
+      runtime.starting = false;
+    }
   }
 
   /** Records an answer: one per player per question, before the deadline. */
@@ -349,7 +364,9 @@ export class Games {
     // Right answers score 500 to 1000 points: the faster, the more.
     const remaining = Math.max(0, runtime.endsAt - now) / (runtime.endsAt - runtime.startedAt);
     const points = correct ? Math.round(500 + 500 * remaining) : 0;
-    await this.db
+    // Registered in the same turn as the decision above, so a reveal that closes the question
+    // from now on knows to wait for this answer.
+    const write = this.db
       .insertInto('answers')
       .values({
         game_id: gameId,
@@ -361,6 +378,12 @@ export class Games {
         answered_at: now,
       })
       .execute();
+    runtime.answerWrites.add(write);
+    try {
+      await write;
+    } finally {
+      runtime.answerWrites.delete(write);
+    }
     const total = await this.playerCount(gameId);
     if (runtime.answered.size >= total) {
       await this.reveal(runtime);
@@ -410,6 +433,31 @@ export class Games {
     return this.positionOf(statusDestination(gameId));
   }
 
+  /**
+   * A game of the quiz that is not over (in its lobby or being played), if there is one. Its
+   * questions must not change under it: a running game reads them from the quiz, and so does a
+   * game resumed after a restart.
+   */
+  async unfinishedGameOf(quizId: number): Promise<{ id: number; code: string } | undefined> {
+    return this.db
+      .selectFrom('games')
+      .select(['id', 'code'])
+      .where('quiz_id', '=', quizId)
+      .where('state', '!=', 'finished')
+      .orderBy('id')
+      .executeTakeFirst();
+  }
+
+  /** Where the game's players topic stands, for the same purpose as {@link position}. */
+  playersPosition(gameId: number): StreamPosition | undefined {
+    return this.positionOf(playersDestination(gameId));
+  }
+
+  /** Whether the game is held in memory (for monitoring and tests: finished games are not). */
+  inMemory(gameId: number): boolean {
+    return this.runtimes.has(gameId);
+  }
+
   /** Stops every clock (the server is shutting down; resumeAll picks them up next time). */
   stop(): void {
     for (const runtime of this.runtimes.values()) {
@@ -452,11 +500,15 @@ export class Games {
       startedAt: row.phase_started_at,
       endsAt: row.phase_ends_at,
       answered,
+      answerWrites: new Set(),
+      starting: false,
       timer: undefined,
       countTimer: undefined,
       countPublishedAt: 0,
     };
-    this.runtimes.set(gameId, runtime);
+    // A finished game never changes again: it is read from the database each time it is asked
+    // for, rather than held for as long as the server runs.
+    if (runtime.state !== 'finished') this.runtimes.set(gameId, runtime);
     return runtime;
   }
 
@@ -485,8 +537,14 @@ export class Games {
 
   private async reveal(runtime: Runtime): Promise<void> {
     if (runtime.state !== 'question') return;
-    const now = Date.now();
+    // Closed at once, so no answer is accepted from here on; then the answers accepted before
+    // are waited for, or the results and scores read below could miss one still being written.
     runtime.state = 'reveal';
+    // When the last answer closes the question early, the question's own timer is still set: it
+    // must not fire during the waits below and take this reveal for the end of one.
+    clearTimeout(runtime.timer);
+    await Promise.allSettled(runtime.answerWrites);
+    const now = Date.now();
     runtime.startedAt = now;
     runtime.endsAt = now + this.revealMs;
     await this.db.transaction().execute(async (trx) => {
@@ -520,7 +578,12 @@ export class Games {
     runtime.state = 'finished';
     runtime.startedAt = Date.now();
     runtime.endsAt = runtime.startedAt;
+    clearTimeout(runtime.countTimer);
     await this.save(runtime);
+    // Over, and saved: nothing will change it again, so it is no longer held in memory. Until
+    // this line requests use this runtime; after it, they load the finished game from the
+    // database (never a half-saved one: the row says finished before the runtime goes).
+    this.runtimes.delete(runtime.gameId);
     await this.publishStatus(runtime);
   }
 
@@ -626,6 +689,9 @@ export class Games {
     );
     const runtime = this.runtimes.get(gameId);
     if (runtime?.state === 'lobby') await this.publishStatus(runtime);
+    // During a question, "x of N answered" counts the newcomer too. Through the answer-count
+    // throttle, so that a crowd joining at once does not send a status per join.
+    else if (runtime?.state === 'question') this.publishAnswerCount(runtime);
   }
 }
 

@@ -270,6 +270,21 @@ async function smallTargets(page: Page): Promise<string[]> {
     .map(([el, box]) => 'target smaller than 44 px: ' + el.tagName.toLowerCase() + ' "' + (el.textContent.trim() || el.name || el.id) + '" ' + Math.round(box.width) + 'x' + Math.round(box.height))`);
 }
 
+/** Fails if the page scrolls sideways: at 390 px, a phone's width, everything must fit. */
+async function expectNoSidewaysScroll(page: Page, where: string): Promise<void> {
+  const { scrollWidth, clientWidth } = await page.evaluate<{
+    scrollWidth: number;
+    clientWidth: number;
+  }>(
+    '({ scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth })',
+  );
+  expect(clientWidth, `${where}: the viewport`).toBeLessThanOrEqual(390);
+  expect(
+    scrollWidth,
+    `${where} is wider than the ${clientWidth} px phone screen`,
+  ).toBeLessThanOrEqual(clientWidth);
+}
+
 /** Runs axe and the target-size check on the page, and collects what they find under `name`. */
 async function audit(page: Page, name: string, found: Map<string, string[]>): Promise<void> {
   found.set(name, [...(await seriousViolations(page)), ...(await smallTargets(page))]);
@@ -491,6 +506,7 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
         expect((await view(author)).transport).toBe('websocket');
 
         await shoot({ host: author, player: bo, phone: cy }, 'lobby', shots);
+        await expectNoSidewaysScroll(cy, 'the phone’s lobby');
 
         const pages = { host: author, player: bo, phone: cy };
         const points = new Map<string, number>(guests.map((g) => [g.name, 0]));
@@ -512,6 +528,7 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
             expect(Number(seen.seconds)).toBeLessThanOrEqual(QUESTION_SECONDS);
             expect(await page.isVisible('#seconds')).toBe(true);
             expect(seen.answered).toBe(`0 of ${guests.length} answered`);
+            if (page === cy) await expectNoSidewaysScroll(cy, `the phone’s question ${index + 1}`);
           }
           // The host's screen shows the choices but cannot answer; players can.
           expect((await view(author)).choices.every((c) => !c.button)).toBe(true);
@@ -540,6 +557,7 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
             ]);
             expect(locked.choices.every((c) => c.disabled)).toBe(true);
             expect(locked.announced).toBe('Answer locked in. Waiting for the others.');
+            if (guest.page === cy) await expectNoSidewaysScroll(cy, 'the phone, answered');
             await waitForGame(
               author,
               `${n + 1} answers counted`,
@@ -579,6 +597,8 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
             points.set(guest.name, points.get(guest.name)! + gained);
             expect(shown.score).toBe(String(points.get(guest.name)));
             expect(shown.scoreboard.find((row) => row.me)?.name).toBe(`${guest.name} (you)`);
+            if (guest.page === cy)
+              await expectNoSidewaysScroll(cy, `the phone’s reveal ${index + 1}`);
             // Screen readers hear the verdict and the right answer once, not every re-render.
             expect(shown.announced).toBe(
               `${shown.verdict} The right answer: ${question.choices[question.correct]}.`,
@@ -602,10 +622,16 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
           if (index === 0) await shoot(pages, 'reveal', shots);
         };
 
-        await author.click('#start');
+        // An impatient double press sends one start, not two.
+        let starts = 0;
+        author.on('request', (request) => {
+          if (request.method() === 'POST' && request.url().endsWith('/start')) starts++;
+        });
+        await author.dblclick('#start');
         // Q1: Ann and Cy right, Bo wrong. Q2: Ann wrong, Bo right, Cy lets the time run out.
         // Q3: Ann and Bo right, Cy wrong.
         await playQuestion(0, [1, 2, 1], [2, 1, 0]);
+        expect(starts, 'start requests').toBe(1);
         await playQuestion(1, [0, 1, undefined]);
         await playQuestion(2, [0, 0, 1], [1, 0, 2], 'Ann');
 
@@ -627,6 +653,7 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
           );
           expect(mine.cspViolations).toEqual([]);
         }
+        await expectNoSidewaysScroll(cy, 'the phone’s podium');
         expect(final.cspViolations).toEqual([]);
         await shoot(pages, 'podium', shots);
         // The fallback page stayed on its fallback all game long.
@@ -717,6 +744,51 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
     }, 90_000);
   });
 
+  describe('a host page still loading', () => {
+    let site: RunningQuiz;
+    beforeAll(async () => {
+      site = await startQuiz({ database: 'sqlite', revealMs: REVEAL_MS });
+    });
+    afterAll(async () => {
+      await site?.close();
+    });
+
+    it('lists a player who joined between the page’s render and its subscriptions', async () => {
+      const author = await browsers.open();
+      await register(author, site, 'slowhost');
+      await writeQuiz(author, site, QUESTIONS.slice(0, 1), 30);
+      // The page script is held back: the host's page is rendered (at the topics' positions),
+      // but has not subscribed yet when the player joins, as on a slow phone or network.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let requested!: () => void;
+      const scriptRequested = new Promise<void>((resolve) => (requested = resolve));
+      await author.route('**/static/game.js', async (route) => {
+        requested();
+        await released;
+        await route.continue();
+      });
+      await author.click(`button:has-text("Host ${QUIZ_TITLE}")`, { noWaitAfter: true });
+      await scriptRequested;
+      await author.waitForSelector('#join-code', { state: 'attached' });
+      const code = (await author.textContent('#join-code'))!.trim();
+      const joinUrl = (await author.getAttribute('.join-info a', 'href'))!;
+      const ann = await browsers.open({ width: 390, height: 844, mobile: true });
+      await joinGame(ann, joinUrl, code, 'Ann');
+      release();
+
+      await waitForGame(
+        author,
+        'the lobby listing Ann',
+        (v) => v.state === 'lobby' && v.connection === 'open' && v.players.join('|') === 'Ann',
+      );
+      expect(await author.isDisabled('#start')).toBe(false);
+      await author.click('#start');
+      await waitForGame(author, 'the question', inQuestion(0));
+      await waitForGame(ann, 'the question', inQuestion(0));
+    }, 60_000);
+  });
+
   describe('accessibility', () => {
     let site: RunningQuiz;
     beforeAll(async () => {
@@ -732,6 +804,9 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
       const visitor = await browsers.open();
       await visit(visitor, `${site.url}/`);
       await audit(visitor, 'home', found);
+      // Every page gets the client from the base template, under the pages' CSP.
+      expect(await visitor.evaluate<string>('typeof window.Perigee.connect')).toBe('function');
+      expect((await view(visitor)).cspViolations).toEqual([]);
       // The first Tab shows the skip link; following it puts the focus on the main content.
       await visitor.keyboard.press('Tab');
       expect(await visitor.evaluate<string>('document.activeElement.textContent')).toBe(
@@ -787,26 +862,31 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
       const bo = await browsers.open();
       await visit(ann, joinUrl);
       await audit(ann, 'join', found);
+      await expectNoSidewaysScroll(ann, 'the join page');
       await ann.fill('#nickname', 'Ann');
       await ann.fill('#code', 'ZZZZZZ');
       await ann.click('button:has-text("Join the game")');
       expect(await ann.textContent('#problems')).toContain('No game has the code ZZZZZZ');
       await audit(ann, 'join, with problems', found);
+      await expectNoSidewaysScroll(ann, 'the join page with problems');
       await screenshot(ann, 'quiz-join-problems-phone');
       await joinGame(ann, joinUrl, code, 'Ann');
       await joinGame(bo, joinUrl, code, 'Bo');
       await waitForGame(author, 'two players', (v) => v.players.length === 2);
       await audit(author, 'host lobby', found);
       await audit(ann, 'player lobby', found);
+      await expectNoSidewaysScroll(ann, 'the player lobby');
 
       await author.click('#start');
       await waitForGame(author, 'the question', inQuestion(0));
       await waitForGame(ann, 'the question', inQuestion(0));
       await audit(author, 'host, question', found);
       await audit(ann, 'player, question', found);
+      await expectNoSidewaysScroll(ann, 'the question');
       await answer(ann, QUESTIONS[0]!.correct);
       await waitForGame(ann, 'the answer locked in', (v) => v.answered === '1 of 2 answered');
       await audit(ann, 'player, answered', found);
+      await expectNoSidewaysScroll(ann, 'the answered question');
       await audit(author, 'host, one answer in', found);
 
       await answer(bo, 0);
@@ -820,11 +900,13 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
       ]);
       // Still the reveal: the audits above saw what they are named after.
       for (const page of [author, ann, bo]) expect((await view(page)).state).toBe('reveal');
+      await expectNoSidewaysScroll(ann, 'the reveal');
 
       await waitForGame(author, 'the podium', finished);
       await waitForGame(ann, 'the podium', finished);
       await audit(author, 'host, podium', found);
       await audit(ann, 'player, podium', found);
+      await expectNoSidewaysScroll(ann, 'the podium');
 
       const report = [...found.entries()]
         .filter(([, violations]) => violations.length > 0)

@@ -1,7 +1,17 @@
+import { mkdtempSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GameStatus, PlayerSummary } from '../../examples/quiz/games.js';
+import {
+  ANSWER_COUNT_INTERVAL_MS,
+  type GameStatus,
+  type PlayerSummary,
+} from '../../examples/quiz/games.js';
+import type { EmbeddedBroker } from '../../src/broker/index.js';
 import { getHeader, type Frame } from '../../src/protocol/index.js';
+import { nodeClient } from '../support/gateway.js';
 import { postgresAvailable, startQuiz, type RunningQuiz } from '../support/quiz.js';
 
 /**
@@ -110,6 +120,13 @@ class Browser {
   get session(): string | undefined {
     return this.cookies.get(SESSION_COOKIE);
   }
+
+  /** The same person (the same cookies) at another address: the server, restarted on a new port. */
+  at(base: string): Browser {
+    const moved = new Browser(base);
+    for (const [name, value] of this.cookies) moved.cookies.set(name, value);
+    return moved;
+  }
 }
 
 /** Attributes of each `<input>` of a page, values as written (still HTML-escaped). */
@@ -195,6 +212,57 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
     if (Date.now() > limit) throw new Error(`gave up waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** A message the app published on a game's topic, its JSON body parsed. */
+interface Published {
+  destination: string;
+  body: Record<string, unknown> & { state?: string; publishedAt?: number };
+}
+
+interface Follower {
+  /** Every message so far, in the order they came. */
+  readonly messages: Published[];
+  /** The first message at or after `from` that `match` accepts (waits for it). */
+  next(what: string, match: (message: Published) => boolean, from?: number): Promise<Published>;
+  close(): void;
+}
+
+/**
+ * Subscribes to a game's topics on the app's broker, as an in-process subscriber (what a browser
+ * would get, minus the transport), once the broker has confirmed each subscription.
+ */
+async function follow(broker: EmbeddedBroker, destinations: string[]): Promise<Follower> {
+  const messages: Published[] = [];
+  const receipts = new Set<string>();
+  const channel = await broker.open({ id: 'follower', anonymous: false }, (frame: Frame) => {
+    if (frame.command === 'RECEIPT') receipts.add(getHeader(frame, 'receipt-id') ?? '');
+    if (frame.command !== 'MESSAGE') return;
+    messages.push({
+      destination: getHeader(frame, 'destination') ?? '',
+      body: JSON.parse(new TextDecoder().decode(frame.body)) as Published['body'],
+    });
+  });
+  destinations.forEach((destination, n) =>
+    channel.send({
+      command: 'SUBSCRIBE',
+      headers: [
+        ['id', String(n)],
+        ['destination', destination],
+        ['receipt', `subscribed-${n}`],
+      ],
+      body: new Uint8Array(),
+    }),
+  );
+  await until('the subscriptions', () =>
+    Promise.resolve(destinations.every((_, n) => receipts.has(`subscribed-${n}`)) || undefined),
+  );
+  return {
+    messages,
+    next: (what, match, from = 0) =>
+      until(what, () => Promise.resolve(messages.slice(from).find(match))),
+    close: () => channel.close(),
+  };
 }
 
 // --- The quiz, as its users drive it ----------------------------------------------------------
@@ -1173,5 +1241,400 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
         channel.close();
       }
     });
+
+    // --- the client's script tags --------------------------------------------------------------
+
+    it('gives every page the client’s script tags and settings, once, from the base template', async () => {
+      const author = await registered('pia');
+      const { gameId, code } = await hostGame(author);
+      const guest = await joined(code, 'Tags');
+      const pages: [Browser, string][] = [
+        [browser(), '/'],
+        [browser(), '/login'],
+        [browser(), '/register'],
+        [browser(), `/join?code=${code}`],
+        [browser(), '/no/such/page'],
+        [browser(), '/games/999999'],
+        [author, '/'],
+        [author, '/quizzes/new'],
+        [author, `/games/${gameId}`],
+        [guest, `/games/${gameId}/play`],
+      ];
+      for (const [visitor, path] of pages) {
+        const html = (await visitor.get(path)).text;
+        const head = html.slice(0, html.indexOf('</head>'));
+        // In the <head>, where the talk's snippet went: loaded before any page script runs.
+        expect(head.split('<script src="/perigee.js"></script>').length - 1, path).toBe(1);
+        expect(head.split('id="perigee-settings"').length - 1, path).toBe(1);
+        expect(html.split('/perigee.js"').length - 1, path).toBe(1);
+      }
+    });
+
+    // --- who may publish ---------------------------------------------------------------------
+
+    it('refuses a browser’s SEND to a game’s topics: only the app publishes there', async () => {
+      const author = await registered('quentin');
+      const { gameId, code } = await hostGame(author);
+      await joined(code, 'Reader');
+      const destinations = [`/games/${gameId}/status`, `/games/${gameId}/players`];
+      const follower = await follow(quiz.app.broker, destinations);
+      try {
+        for (const destination of destinations) {
+          // A browser's connection through the gateway, as game.js makes it (over WebSocket).
+          const client = nodeClient(quiz.url, { transports: ['websocket'] });
+          try {
+            await client.ready;
+            const forged = JSON.stringify({ state: 'finished', podium: [], forged: true });
+            const refused = await client.publish(destination, forged).then(
+              () => undefined,
+              (error: Error) => error,
+            );
+            expect(refused?.message, destination).toMatch(
+              new RegExp(`SEND to ${destination} refused by \\[\\[destinations\\]\\] rule \\d`),
+            );
+          } finally {
+            await client.disconnect().catch(() => undefined);
+          }
+        }
+        // The app still publishes: a join goes out on both topics, after anything forged would.
+        const before = follower.messages.length;
+        await joined(code, 'Writer');
+        await follower.next('the join', (m) => m.destination.endsWith('/players'), before);
+        await follower.next('the lobby status', (m) => m.body.state === 'lobby', before);
+        expect(follower.messages.filter((m) => 'forged' in m.body)).toEqual([]);
+      } finally {
+        follower.close();
+      }
+    });
+
+    // --- races and throttling ----------------------------------------------------------------
+
+    it.runIf(database === 'postgres')(
+      'starts a game once when the start comes several times at once',
+      async () => {
+        const author = await registered('rosa');
+        const { gameId, code } = await hostGame(author);
+        await joined(code, 'Once');
+        const token = await author.token();
+        const follower = await follow(quiz.app.broker, [`/games/${gameId}/status`]);
+        // A second connection holds the players table, so that a start that got past its checks
+        // waits in the database (where a busy server would spend the time) while the others come.
+        const blocker = new pg.Client({ connectionString: quiz.databaseUrl });
+        await blocker.connect();
+        try {
+          await blocker.query('begin');
+          await blocker.query('lock table players in access exclusive mode');
+          const settled: Reply[] = [];
+          const replies = Array.from({ length: 4 }, () =>
+            author.ajax(`/games/${gameId}/start`, {}, token).then((reply) => {
+              settled.push(reply);
+              return reply;
+            }),
+          );
+          // Every start has either been answered or is waiting for the table.
+          await until('every start answered or waiting', async () => {
+            const { rows } = await blocker.query<{ waiting: number }>(
+              `select count(*)::int as waiting from pg_locks l join pg_class c on c.oid = l.relation
+               where c.relname = 'players' and not l.granted`,
+            );
+            return settled.length + rows[0]!.waiting === replies.length ? true : undefined;
+          });
+          await blocker.query('commit');
+          const bodies = (await Promise.all(replies)).map((reply) => ({
+            status: reply.status,
+            body: json(reply),
+          }));
+          expect(bodies.filter((reply) => reply.status === 200)).toEqual([
+            { status: 200, body: {} },
+          ]);
+          expect(bodies.filter((reply) => reply.status !== 200)).toEqual(
+            Array.from({ length: 3 }, () => ({
+              status: 409,
+              body: { error: 'This game has already started.' },
+            })),
+          );
+          // The question the page shows is the one that began, not a restart of it.
+          const first = await follower.next('the question', (m) => m.body.state === 'question');
+          const status = await statusOf(author, gameId);
+          if (status.state !== 'question') throw new Error(`the game is in ${status.state}`);
+          expect(status.startedAt).toBe(first.body.startedAt);
+        } finally {
+          await blocker.query('rollback').catch(() => undefined);
+          await blocker.end();
+          follower.close();
+        }
+      },
+    );
+
+    it('republishes the answer count when someone joins during a question', async () => {
+      const author = await registered('sol');
+      const { gameId, code } = await hostGame(author, twoChoices(5));
+      await joined(code, 'Early');
+      const follower = await follow(quiz.app.broker, [`/games/${gameId}/status`]);
+      try {
+        expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({});
+        await follower.next('the question', (m) => m.body.state === 'question');
+        const before = follower.messages.length;
+        const late = await joined(code, 'Late');
+        // The next status says so, while the question is still on (not only with its reveal).
+        const next = await follower.next('a status after the join', () => true, before);
+        expect(next.body).toMatchObject({ state: 'question', index: 0, players: 2, answered: 0 });
+        // And the newcomer may answer.
+        const answered = await late.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 });
+        expect(answered.status).toBe(200);
+      } finally {
+        follower.close();
+      }
+    });
+
+    it('sends the answer count at most every interval: a burst of answers, a few messages, the last one final', async () => {
+      const author = await registered('tom');
+      const { gameId, code } = await hostGame(author, twoChoices(60));
+      const count = 30;
+      const quick = await Promise.all(
+        Array.from({ length: count }, (_, n) => joined(code, `Quick ${n + 1}`)),
+      );
+      // Someone who never answers keeps the question open after the burst.
+      await joined(code, 'Idle');
+      const tokens = await Promise.all(quick.map((player) => player.token()));
+      const follower = await follow(quiz.app.broker, [`/games/${gameId}/status`]);
+      try {
+        expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({});
+        await follower.next('the question', (m) => m.body.state === 'question');
+        const from = follower.messages.length;
+        const replies = await Promise.all(
+          quick.map((player, n) =>
+            player.ajax(`/games/${gameId}/answer`, { index: 0, choice: n % 2 }, tokens[n]),
+          ),
+        );
+        expect(replies.map((reply) => reply.status)).toEqual(replies.map(() => 200));
+        const final = await follower.next(
+          'the final count',
+          (m) => m.body.state === 'question' && m.body.answered === count,
+          from,
+        );
+        const counts = follower.messages.slice(from);
+        expect(counts.every((m) => m.body.state === 'question')).toBe(true);
+        expect(counts.at(-1)).toBe(final);
+        const answered = counts.map((m) => m.body.answered as number);
+        expect(answered).toEqual([...answered].sort((a, b) => a - b));
+        // Far fewer messages than answers: one at once, then at most one per interval.
+        expect(counts.length).toBeLessThanOrEqual(count / 3);
+        const span = final.body.publishedAt! - counts[0]!.body.publishedAt!;
+        expect(counts.length).toBeLessThanOrEqual(2 + span / ANSWER_COUNT_INTERVAL_MS);
+      } finally {
+        follower.close();
+      }
+    });
+
+    it.runIf(database === 'postgres')(
+      'counts every answer accepted before the deadline, even one whose write is still on its way',
+      async () => {
+        const author = await registered('una');
+        const { gameId, code } = await hostGame(author, twoChoices(5));
+        const names = ['Ada', 'Bea', 'Cal', 'Dot'];
+        const players = await Promise.all(names.map((nickname) => joined(code, nickname)));
+        await joined(code, 'Idle'); // the clock, not the last answer, closes the question
+        const tokens = await Promise.all(players.map((player) => player.token()));
+        const follower = await follow(quiz.app.broker, [`/games/${gameId}/status`]);
+        // A second connection holds writes to the answers table (reads go on), as a busy database
+        // would: the answers are accepted, their inserts wait, and the deadline passes meanwhile.
+        const blocker = new pg.Client({ connectionString: quiz.databaseUrl });
+        await blocker.connect();
+        try {
+          expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({});
+          await blocker.query('begin');
+          await blocker.query('lock table answers in exclusive mode');
+          const replies = players.map((player, n) =>
+            player.ajax(`/games/${gameId}/answer`, { index: 0, choice: n % 2 }, tokens[n]),
+          );
+          await until('the answers accepted', async () => {
+            const status = await statusOf(author, gameId);
+            return status.state === 'question' && status.answered === names.length
+              ? status
+              : undefined;
+          });
+          await until('the clock to close the question', async () =>
+            (await statusOf(author, gameId)).state === 'question' ? undefined : true,
+          );
+          await blocker.query('commit');
+          const results = await Promise.all(
+            replies.map(async (reply) => {
+              const answered = await reply;
+              expect(answered.status).toBe(200);
+              return json<{ correct: boolean; points: number }>(answered);
+            }),
+          );
+          const reveal = await follower.next('the reveal', (m) => m.body.state === 'reveal');
+          const shown = reveal.body as unknown as Extract<GameStatus, { state: 'reveal' }>;
+          for (const [n, nickname] of names.entries()) {
+            const row = shown.results.find((result) => result.nickname === nickname);
+            expect(row, nickname).toMatchObject({
+              choice: n % 2,
+              correct: n % 2 === 0,
+              points: results[n]!.points,
+              score: results[n]!.points,
+            });
+            expect(shown.scoreboard.find((player) => player.nickname === nickname)?.score).toBe(
+              results[n]!.points,
+            );
+          }
+          const finished = await follower.next('the end', (m) => m.body.state === 'finished');
+          const scores = Object.fromEntries(
+            (finished.body.scoreboard as PlayerSummary[]).map((p) => [p.nickname, p.score]),
+          );
+          expect(scores).toEqual({
+            ...Object.fromEntries(names.map((nickname, n) => [nickname, results[n]!.points])),
+            Idle: 0,
+          });
+        } finally {
+          await blocker.query('rollback').catch(() => undefined);
+          await blocker.end();
+          follower.close();
+        }
+      },
+    );
+
+    // --- the end of a game, and editing its quiz ------------------------------------------------
+
+    it('lets go of a game once it is over, and still shows it from the database', async () => {
+      const author = await registered('vic');
+      const { gameId, code } = await hostGame(author, twoChoices(5));
+      const player = await joined(code, 'Win');
+      const follower = await follow(quiz.app.broker, [`/games/${gameId}/status`]);
+      try {
+        expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({});
+        expect(quiz.app.games.inMemory(gameId)).toBe(true);
+        expect((await player.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 })).status).toBe(
+          200,
+        );
+        await follower.next('the end', (m) => m.body.state === 'finished');
+        expect(quiz.app.games.inMemory(gameId)).toBe(false);
+
+        // Its pages and its errors still come from the database, without holding it again.
+        const podium = await statusOf(author, gameId);
+        expect(podium).toMatchObject({ state: 'finished', podium: [{ nickname: 'Win' }] });
+        expect(elementHtml((await player.get(`/games/${gameId}/play`)).text, 'score')).toMatch(
+          /^\d+$/,
+        );
+        expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({
+          error: 'This game has already started.',
+        });
+        expect(json(await player.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 }))).toEqual(
+          { error: 'Too late: this question is closed.' },
+        );
+        expect(quiz.app.games.inMemory(gameId)).toBe(false);
+      } finally {
+        follower.close();
+      }
+    });
+
+    it('refuses to edit a quiz while a game of it is open or being played', async () => {
+      const author = await registered('wes');
+      const questions: QuestionFields[] = [
+        { text: 'First question', choices: ['Yes', 'No'], correct: 0, seconds: 5 },
+        { text: 'Second question', choices: ['Yes', 'No'], correct: 1, seconds: 5 },
+      ];
+      const title = name('Frozen');
+      const { gameId, code, quizId } = await hostGame(author, questions, title);
+      const edit = quizForm(`${title} v2`, [
+        { text: 'A new question', choices: ['A', 'B'], correct: 1, seconds: 30 },
+      ]);
+      const refusal = `A game of this quiz is open or being played (code ${code}): you can edit the quiz once that game is over.`;
+      const refused = async (when: string): Promise<void> => {
+        const reply = await author.post(`/quizzes/${quizId}`, edit);
+        expect(reply.status, when).toBe(409);
+        expect(problemsOf(reply.text), when).toEqual([refusal]);
+        // What the author typed stays in the form, to save once the game is over.
+        expect(fieldValue(reply.text, 'q0.text'), when).toBe('A new question');
+      };
+
+      await refused('in the lobby');
+      const player = await joined(code, 'Xia');
+      expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({});
+      await refused('during the first question');
+      const first = await statusOf(author, gameId);
+      expect(first).toMatchObject({ state: 'question', question: { text: 'First question' } });
+      const answer = `/games/${gameId}/answer`;
+      expect((await player.ajax(answer, { index: 0, choice: 0 })).status).toBe(200);
+      await refused('after the last answer (the reveal, or the next question)');
+      const second = await until('the second question', async () => {
+        const status = await statusOf(author, gameId);
+        return status.state === 'question' && status.index === 1 ? status : undefined;
+      });
+      // The game plays the questions it started with.
+      expect(second).toMatchObject({ total: 2, question: { text: 'Second question' } });
+      expect((await player.ajax(answer, { index: 1, choice: 1 })).status).toBe(200);
+      await until('the end of the game', async () =>
+        (await statusOf(author, gameId)).state === 'finished' ? true : undefined,
+      );
+
+      const saved = await author.post(`/quizzes/${quizId}`, edit);
+      expect(saved.status, problemsOf(saved.text).join(' ')).toBe(303);
+      expect(fieldValue((await author.get(`/quizzes/${quizId}/edit`)).text, 'q0.text')).toBe(
+        'A new question',
+      );
+    });
+
+    // --- a restart ---------------------------------------------------------------------------
+
+    it.runIf(database === 'sqlite')(
+      'resumes a game interrupted mid-question: its clock runs on after a restart',
+      async () => {
+        const file = join(mkdtempSync(join(tmpdir(), 'perigee-quiz-restart-')), 'quiz.db');
+        let site = await startQuiz({ database, sqliteFile: file, revealMs: 500 });
+        let author = Object.assign(new Browser(site.url), { username: name('yan') });
+        let gameId: number;
+        let asker: Browser;
+        try {
+          const registration = await author.post('/register', {
+            username: author.username,
+            password: 'correct horse',
+            confirm: 'correct horse',
+          });
+          expect(registration.status).toBe(303);
+          let code: string;
+          ({ gameId, code } = await hostGame(author, twoChoices(5)));
+          for (const nickname of ['Asker', 'Silent']) {
+            const guest = new Browser(site.url);
+            expect((await guest.post('/join', { code, nickname })).status).toBe(303);
+            if (nickname === 'Asker') asker = guest;
+          }
+          expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({});
+          expect(
+            (await asker!.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 })).status,
+          ).toBe(200);
+        } finally {
+          await site.close();
+        }
+
+        // The same data, a new process's worth of app: nothing in memory but what resumeAll loads.
+        site = await startQuiz({ database, sqliteFile: file, revealMs: 500 });
+        const follower = await follow(site.app.broker, [`/games/${gameId}/status`]);
+        try {
+          author = Object.assign(author.at(site.url), { username: author.username });
+          asker = asker!.at(site.url);
+          const resumed = await statusOf(author, gameId);
+          expect(resumed).toMatchObject({ state: 'question', index: 0, answered: 1, players: 2 });
+          const again = await asker.ajax(`/games/${gameId}/answer`, { index: 0, choice: 1 });
+          expect(json(again)).toEqual({ error: 'You have already answered this question.' });
+          // Silent never answers: only the server's clock can close the question.
+          const reveal = await follower.next('the reveal', (m) => m.body.state === 'reveal');
+          const results = (reveal.body as unknown as Extract<GameStatus, { state: 'reveal' }>)
+            .results;
+          expect(results.map((r) => [r.nickname, r.correct])).toEqual([
+            ['Asker', true],
+            ['Silent', false],
+          ]);
+          const finished = await follower.next('the end', (m) => m.body.state === 'finished');
+          const podium = finished.body.podium as PlayerSummary[];
+          expect(podium.map((p) => p.nickname)).toEqual(['Asker', 'Silent']);
+          expect(podium[0]!.score).toBeGreaterThanOrEqual(500);
+        } finally {
+          follower.close();
+          await site.close();
+        }
+      },
+    );
   });
 });

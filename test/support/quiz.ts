@@ -18,6 +18,8 @@ export interface RunningQuiz {
   app: QuizApp;
   url: string;
   port: number;
+  /** The PostgreSQL database's URL, for a test that talks to it directly; undefined on SQLite. */
+  databaseUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -40,10 +42,11 @@ export async function postgresAvailable(): Promise<boolean> {
 }
 
 export async function startQuiz(
-  options: { database?: 'sqlite' | 'postgres' } & Omit<
-    QuizOptions,
-    'databaseUrl' | 'sqliteFile'
-  > = {},
+  options: {
+    database?: 'sqlite' | 'postgres';
+    /** An SQLite file to use (and keep), e.g. to start the app again on the same data. */
+    sqliteFile?: string;
+  } & Omit<QuizOptions, 'databaseUrl' | 'sqliteFile'> = {},
 ): Promise<RunningQuiz> {
   let databaseUrl: string | undefined;
   let dropDatabase: (() => Promise<void>) | undefined;
@@ -68,7 +71,7 @@ export async function startQuiz(
     revealMs: 1500,
     ...options,
     databaseUrl,
-    sqliteFile: join(mkdtempSync(join(tmpdir(), 'perigee-quiz-')), 'quiz.db'),
+    sqliteFile: options.sqliteFile ?? join(mkdtempSync(join(tmpdir(), 'perigee-quiz-')), 'quiz.db'),
   });
   await app.fastify.listen({ host: '127.0.0.1', port: 0 });
   const address = app.fastify.server.address() as { port: number };
@@ -76,6 +79,7 @@ export async function startQuiz(
     app,
     port: address.port,
     url: `http://127.0.0.1:${address.port}`,
+    databaseUrl,
     async close() {
       await app.close();
       await dropDatabase?.();

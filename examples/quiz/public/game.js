@@ -19,6 +19,8 @@
   let players = page.players;
   let myAnswer = page.myAnswer || null;
   let startError = '';
+  // A start request is on its way: the button stays disabled, so a double click sends one.
+  let starting = false;
   let countdownTimer = 0;
 
   // Delivery delays, server publish to this page's update, for the load test to read.
@@ -66,10 +68,21 @@
       },
     },
   );
-  client.subscribe(page.playersDestination, function (message) {
-    players = message.json().players;
-    if (status.state === 'lobby') render();
-  });
+  client.subscribe(
+    page.playersDestination,
+    function (message) {
+      players = message.json().players;
+      if (status.state === 'lobby') render();
+    },
+    {
+      // As for the status: a player who joined between the render and this subscription is
+      // replayed (without it the host would never list them, nor could start with them).
+      since: page.playersPosition,
+      onRecovery: function (recovered) {
+        if (!recovered) location.reload();
+      },
+    },
+  );
 
   function element(tag, attributes, children) {
     const node = document.createElement(tag);
@@ -160,10 +173,10 @@
       const start = element('button', {
         class: 'button big',
         id: 'start',
-        text: 'Start the game',
+        text: starting ? 'Starting…' : 'Start the game',
         onclick: startGame,
       });
-      if (players.length === 0) start.setAttribute('disabled', '');
+      if (players.length === 0 || starting) start.setAttribute('disabled', '');
       return [
         element('section', { class: 'lobby-code' }, [
           element('p', { text: 'Game code' }),
@@ -475,15 +488,21 @@
   }
 
   function startGame() {
+    if (starting) return;
+    starting = true;
     startError = '';
+    render();
     post('/games/' + page.gameId + '/start', {}).then(
       function (result) {
+        // On success the button stays disabled until the first question replaces the lobby.
         if (result.error) {
+          starting = false;
           startError = result.error;
           render();
         }
       },
       function () {
+        starting = false;
         startError = 'Could not reach the server. Try again.';
         render();
       },
