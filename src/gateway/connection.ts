@@ -15,6 +15,7 @@ import {
   type StompVersion,
 } from '../protocol/index.js';
 import type { GatewayContext } from './context.js';
+import { encodeBatch } from './encode.js';
 import { encodeFor, GatewaySession, newGatewaySessionId } from './session.js';
 import type { Transport } from './transport.js';
 
@@ -70,15 +71,22 @@ export class Connection {
     if (this.state === 'closed') return;
     if (this.outgoing.length === 0 && !this.heartBeatBytes) return;
     const chunks: (string | Uint8Array)[] = [];
-    for (const frame of this.outgoing)
-      chunks.push(encodeFor(frame, this.version, this.transport.textOnly));
+    let isText: boolean | undefined;
+    if (this.outgoing.length > 0 && !this.transport.textOnly) {
+      const batch = encodeBatch(this.outgoing, this.version);
+      chunks.push(batch.bytes);
+      isText = batch.isText;
+    } else {
+      for (const frame of this.outgoing)
+        chunks.push(encodeFor(frame, this.version, this.transport.textOnly));
+    }
     if (this.heartBeatBytes && chunks.length === 0)
       chunks.push(this.transport.textOnly ? '\n' : HEART_BEAT);
     this.outgoing = [];
     this.heartBeatBytes = false;
     this.lastWriteAt = Date.now();
     if (
-      !this.transport.write(chunks) ||
+      !this.transport.write(chunks, isText) ||
       this.transport.bufferedBytes > this.context.options.maxBufferedBytes
     ) {
       // The browser does not keep up. Dropping the connection (not the session) makes it

@@ -37,7 +37,11 @@ export interface Transport {
   readonly remoteAddress: string | undefined;
   onData: ((data: string | Uint8Array) => void) | null;
   onClose: ((reason: string) => void) | null;
-  write(frames: readonly (string | Uint8Array)[]): boolean;
+  /**
+   * Hands frames over; false when the transport's buffer is full. `isText` says, where the caller
+   * knows, whether the bytes are all UTF-8 (so that nobody has to scan them to find out).
+   */
+  write(frames: readonly (string | Uint8Array)[], isText?: boolean): boolean;
   /** `code` follows the WebSocket close codes of the error table. */
   close(code: number, reason: string): void;
 }

@@ -5,7 +5,7 @@ import {
   textDecoder,
   type PreEncodedFrame,
 } from './serializer.js';
-import { encodeUtf8 } from './utf8.js';
+import { encodeUtf8, isValidUtf8 } from './utf8.js';
 
 /**
  * The part of a MESSAGE frame that every subscriber receives alike: the shared headers, the
@@ -20,6 +20,7 @@ export class SharedMessage {
   private tail12: Uint8Array | undefined;
   private text: Map<StompVersion, string> | undefined;
   private encodedSize = -1;
+  private utf8Body: boolean | undefined;
 
   constructor(headers: readonly Header[], body: Uint8Array) {
     this.headers = headers;
@@ -36,6 +37,14 @@ export class SharedMessage {
       case '1.0':
         return (this.tail10 ??= this.encodeTail(version));
     }
+  }
+
+  /**
+   * Whether the body is UTF-8 text, checked once per message: a WebSocket sends it as a text
+   * message then (RFC 6455 §5.6), and every subscriber's batch can say so without a scan.
+   */
+  get bodyIsText(): boolean {
+    return (this.utf8Body ??= isValidUtf8(this.body));
   }
 
   /** About how many bytes the tail takes encoded (escaping aside), without encoding it. */
@@ -87,6 +96,11 @@ export class MessageDelivery implements PreEncodedFrame {
 
   get body(): Uint8Array {
     return this.shared.body;
+  }
+
+  /** What comes before the shared tail: the command line and this delivery's own headers. */
+  encodeHead(version: StompVersion): string {
+    return `MESSAGE\n${encodeHeaderLines('MESSAGE', this.own, version)}`;
   }
 
   /** The whole frame as text. */

@@ -37,7 +37,7 @@ export class WebSocketTransport implements Transport {
     return this.socket.bufferedAmount;
   }
 
-  write(frames: readonly (string | Uint8Array)[]): boolean {
+  write(frames: readonly (string | Uint8Array)[], isText?: boolean): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return true;
     const data =
       frames.length === 1
@@ -45,7 +45,7 @@ export class WebSocketTransport implements Transport {
         : Buffer.concat(frames.map((frame) => toBuffer(frame)));
     // Text frames are what browsers' STOMP clients expect; a body that is not UTF-8 must travel
     // as a binary message instead (RFC 6455 §5.6: text frames carry UTF-8 only).
-    this.socket.send(data, { binary: !isUtf8(data) });
+    this.socket.send(data, { binary: !(isText ?? isUtf8(data)) });
     return true;
   }
 
