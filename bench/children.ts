@@ -3,6 +3,7 @@
  * over that channel, free ports, and waiting for a port to answer.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,38 @@ export function pinned(
     : { command, args };
 }
 
+/** The child scripts, bundled once per bench: see {@link bundleChildScripts}. */
+const bundled = new Map<string, string>();
+
+/**
+ * Under tsx every child would compile its TypeScript (and Perigee's src/) as it starts: about a
+ * second per process, twice per run, over a hundred runs. Bundling each script once into plain
+ * JavaScript (esbuild, not minified, packages left to node_modules) makes a start cost what
+ * Node's own does. The bundles go under node_modules/.cache, where their imports still resolve.
+ */
+export async function bundleChildScripts(scripts: readonly string[]): Promise<void> {
+  if (scriptExtension !== '.ts') return;
+  const { build } = await import('esbuild');
+  const outdir = join(here, '..', 'node_modules', '.cache', 'perigee-bench');
+  mkdirSync(outdir, { recursive: true });
+  await Promise.all(
+    scripts.map(async (script) => {
+      const outfile = join(outdir, `${script.replaceAll('/', '-')}.mjs`);
+      await build({
+        entryPoints: [join(here, `${script}.ts`)],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        packages: 'external',
+        outfile,
+        logLevel: 'error',
+      });
+      bundled.set(script, outfile);
+    }),
+  );
+}
+
 /**
  * Runs bench/`script` (relative, without extension) in Node on `core`, with an IPC channel.
  * taskset execs node, so the child's pid is Node's.
@@ -49,11 +82,15 @@ export function spawnNodeScript(
   args: string[],
   nodeFlags: string[] = [],
 ): ChildProcess {
-  const loader = scriptExtension === '.ts' ? ['--import', import.meta.resolve('tsx')] : [];
+  const bundle = bundled.get(script);
+  const loader =
+    bundle === undefined && scriptExtension === '.ts'
+      ? ['--import', import.meta.resolve('tsx')]
+      : [];
   const { command, args: fullArgs } = pinned(core, process.execPath, [
     ...nodeFlags,
     ...loader,
-    join(here, `${script}${scriptExtension}`),
+    bundle ?? join(here, `${script}${scriptExtension}`),
     ...args,
   ]);
   return spawn(command, fullArgs, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

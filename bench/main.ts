@@ -7,10 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { basename, join, relative } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NODE_SERVER_KINDS, TARGETS, type ServerKind } from './catalog.js';
-import { hasTaskset, LOAD_CORE, SERVER_CORE } from './children.js';
+import { bundleChildScripts, hasTaskset, LOAD_CORE, SERVER_CORE } from './children.js';
 import { HELP_TEXT, parseOptions, UsageError, type BenchOptions } from './options.js';
 import { clockTicks } from './procfs.js';
 import { renderHtml } from './report/html.js';
@@ -21,6 +21,7 @@ import { buildPlan, runOnce, type Configuration } from './runner.js';
 import {
   createServerUnderTest,
   NotAvailable,
+  profileNodeServers,
   type ServerUnderTest,
 } from './servers/controllers.js';
 
@@ -177,6 +178,8 @@ export async function runBench(
   // from the built copy writes to the same bench/results/.
   const resultsDirectory = options.resultsDirectory ?? join(process.cwd(), 'bench', 'results');
   const plan = buildPlan(options);
+  await bundleChildScripts(['load/loadgen', 'servers/node-server', 'servers/adapter']);
+  if (options.cpuProfileDirectory) profileNodeServers(resolve(options.cpuProfileDirectory));
   const ticks = clockTicks();
   const totalSteps = plan.reduce((sum) => sum + options.runs, 0);
   const progress = new Progress(totalSteps);
@@ -247,6 +250,12 @@ export async function runBench(
           continue;
         }
         for (let run = 1; run <= options.runs; run++) {
+          // Two failed runs in a row say what a third would: the time goes to rows that measure.
+          if (run > 2 && runs.at(-1)?.failure && runs.at(-2)?.failure) {
+            entry.notes.push(`${label}: run ${run} not made after two failed runs in a row`);
+            step += options.runs - run + 1;
+            break;
+          }
           progress.step(step, `${label} run ${run}/${options.runs} …`);
           // Node servers start afresh for every run (under a second): runs stay independent,
           // and no run's heap or sockets weigh on the next one's memory baseline. The external

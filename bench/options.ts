@@ -28,6 +28,8 @@ export interface BenchOptions {
   reportFrom: string | undefined;
   /** Rewrite the marked section of BENCHMARKS.md (default: yes, except with --quick). */
   markdown: boolean;
+  /** Write a CPU profile of every Node server under test into this folder. */
+  cpuProfileDirectory: string | undefined;
 }
 
 const DEFAULT_CLIENTS: Record<Scenario, number[]> = {
@@ -89,6 +91,7 @@ Options:
                         from a results JSON
   --no-markdown         do not rewrite the marked section of BENCHMARKS.md
   --markdown            rewrite it even with --quick
+  --cpu-prof DIR        write a CPU profile of each Node server's run (node --cpu-prof) into DIR
   --quick               ~1 minute smoke run: small N, 1 run, short windows, every required row
   --full                the whole matrix: every row in every scenario, N up to ${MAX_CLIENTS}
   --list                print the rows and what each uses, then exit
@@ -125,6 +128,7 @@ export function parseOptions(args: string[]): BenchOptions & { list: boolean } {
         'report-from': { type: 'string' },
         markdown: { type: 'boolean' },
         'no-markdown': { type: 'boolean' },
+        'cpu-prof': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -162,6 +166,7 @@ export function parseOptions(args: string[]): BenchOptions & { list: boolean } {
     resultsDirectory: values['results-dir'],
     reportFrom: values['report-from'],
     markdown: values.markdown ?? (values['no-markdown'] ? false : !quick),
+    cpuProfileDirectory: values['cpu-prof'],
   };
 }
 

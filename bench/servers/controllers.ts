@@ -52,6 +52,14 @@ export interface ServerUnderTest {
 const STARTUP_TIMEOUT_MS = 60_000;
 
 /** A Node server from node-server.ts: server and publisher in one process. */
+/** Extra flags for the Node servers under test (`--cpu-prof`), set once per bench. */
+const nodeServerFlags: string[] = [];
+
+/** Profiles every Node server under test: one .cpuprofile per server process, in `directory`. */
+export function profileNodeServers(directory: string): void {
+  nodeServerFlags.push('--cpu-prof', `--cpu-prof-dir=${directory}`);
+}
+
 class NodeServer implements ServerUnderTest {
   used = false;
   port = 0;
@@ -63,7 +71,12 @@ class NodeServer implements ServerUnderTest {
   constructor(readonly kind: ServerKind) {}
 
   async start(): Promise<void> {
-    const child = spawnNodeScript(SERVER_CORE, 'servers/node-server', [this.kind], ['--expose-gc']);
+    const child = spawnNodeScript(
+      SERVER_CORE,
+      'servers/node-server',
+      [this.kind],
+      ['--expose-gc', ...nodeServerFlags],
+    );
     this.publisher = new PublisherChannel(child, collectStderr(child));
     const ready = await this.publisher.ready(STARTUP_TIMEOUT_MS);
     this.port = ready.port;
