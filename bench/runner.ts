@@ -27,7 +27,7 @@ import type { ServerUnderTest } from './servers/controllers.js';
 const SETTLE_MS = 300;
 /** After a load generator exits, a moment for the server to close what it held. */
 const CLOSE_SETTLE_MS = 300;
-const CONNECT_TIMEOUT_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 20_000;
 /** How long a server may take to close a run's connections after the load generator is gone. */
 const RELEASE_TIMEOUT_MS = 20_000;
 /** Per phase, on top of warm-up and window: publishing handshakes and the drain. */

@@ -54,9 +54,11 @@ export class ChannelSession extends BrokerSession implements BackendChannel {
     message: StoredMessage,
     ackId: string | undefined,
   ): void {
-    const own: Header[] =
+    // Without an ack id the own headers are the subscription's alone: one array for all its
+    // deliveries, so that their encoded form is cached once (MessageDelivery.encodeHead).
+    const own: readonly Header[] =
       ackId === undefined
-        ? [['subscription', subscription.id]]
+        ? (subscription.ownHeaders ??= [['subscription', subscription.id]])
         : [
             ['subscription', subscription.id],
             ['ack', ackId],

@@ -2,6 +2,7 @@ import {
   compilePattern,
   encodeUtf8,
   escapeHeader,
+  type Header,
   type PatternMatcher,
   type StompVersion,
 } from '../protocol/index.js';
@@ -39,6 +40,8 @@ export class Subscription {
   readonly pending = new Map<string, PendingAck>();
   /** Whether the client sent an `id` (STOMP 1.0 allows SUBSCRIBE without one). */
   readonly explicitId: boolean;
+  /** The own headers of this subscription's in-process deliveries (see ChannelSession). */
+  ownHeaders: readonly Header[] | undefined;
   private prefix: Uint8Array | undefined;
   private prefixVersion: StompVersion | undefined;
 

@@ -193,11 +193,14 @@ export class GatewaySession {
 
   private deliverMessage(frame: Frame): void {
     const seq = ++this.seq;
-    const seqHeader: Header = ['x-perigee-seq', String(seq)];
     const numbered: Frame =
       frame instanceof MessageDelivery
-        ? new MessageDelivery([...frame.own, seqHeader], frame.shared)
-        : { command: 'MESSAGE', headers: [seqHeader, ...frame.headers], body: frame.body };
+        ? frame.withSequence(seq)
+        : {
+            command: 'MESSAGE',
+            headers: [['x-perigee-seq', String(seq)], ...frame.headers],
+            body: frame.body,
+          };
     // What it will take on the wire: the shared part plus this delivery's own headers.
     const size =
       (frame instanceof MessageDelivery ? frame.shared.approximateSize : frame.body.length + 200) +

@@ -81,40 +81,69 @@ export class SharedMessage {
  */
 export class MessageDelivery implements PreEncodedFrame {
   readonly command = 'MESSAGE';
+  /** Headers of this subscription's deliveries; the same array for all of them may be passed. */
   readonly own: readonly Header[];
   readonly shared: SharedMessage;
+  /** A gateway session's `x-perigee-seq`, written after `own` (0: none). */
+  readonly seq: number;
   private allHeaders: readonly Header[] | undefined;
 
-  constructor(own: readonly Header[], shared: SharedMessage) {
+  constructor(own: readonly Header[], shared: SharedMessage, seq = 0) {
     this.own = own;
     this.shared = shared;
+    this.seq = seq;
+  }
+
+  /** The same delivery numbered for one gateway session: one object, nothing copied. */
+  withSequence(seq: number): MessageDelivery {
+    return new MessageDelivery(this.own, this.shared, seq);
   }
 
   get headers(): readonly Header[] {
-    return (this.allHeaders ??= [...this.own, ...this.shared.headers]);
+    if (this.allHeaders) return this.allHeaders;
+    const all = [...this.own];
+    if (this.seq !== 0) all.push(['x-perigee-seq', String(this.seq)]);
+    all.push(...this.shared.headers);
+    return (this.allHeaders = all);
   }
 
   get body(): Uint8Array {
     return this.shared.body;
   }
 
-  /** What comes before the shared tail: the command line and this delivery's own headers. */
+  /**
+   * What comes before the shared tail: the command line, the own headers and the sequence. The
+   * first two are the same for every delivery of a subscription and are escaped once for all.
+   */
   encodeHead(version: StompVersion): string {
-    return `MESSAGE\n${encodeHeaderLines('MESSAGE', this.own, version)}`;
+    const prefix = ownPrefix(this.own, version);
+    return this.seq === 0 ? prefix : `${prefix}x-perigee-seq:${this.seq}\n`;
   }
 
   /** The whole frame as text. */
   encodeText(version: StompVersion): string {
-    return `MESSAGE\n${encodeHeaderLines('MESSAGE', this.own, version)}${this.shared.tailText(version)}`;
+    return `${this.encodeHead(version)}${this.shared.tailText(version)}`;
   }
 
   /** The whole encoded frame. */
   encode(version: StompVersion): Uint8Array {
-    const head = encodeUtf8(`MESSAGE\n${encodeHeaderLines('MESSAGE', this.own, version)}`);
+    const head = encodeUtf8(this.encodeHead(version));
     const tail = this.shared.tail(version);
     const out = new Uint8Array(head.length + tail.length);
     out.set(head, 0);
     out.set(tail, head.length);
     return out;
   }
+}
+
+/** `MESSAGE\n` and the encoded own headers, by header array and version. */
+const ownPrefixes = new WeakMap<readonly Header[], Partial<Record<StompVersion, string>>>();
+
+function ownPrefix(own: readonly Header[], version: StompVersion): string {
+  let byVersion = ownPrefixes.get(own);
+  if (byVersion === undefined) {
+    byVersion = {};
+    ownPrefixes.set(own, byVersion);
+  }
+  return (byVersion[version] ??= `MESSAGE\n${encodeHeaderLines('MESSAGE', own, version)}`);
 }
