@@ -227,7 +227,19 @@ export async function runBench(
       progress.step(step, `starting ${kind} …`);
       try {
         running.add(server);
-        await server.start();
+        try {
+          await server.start();
+        } catch (first) {
+          if (first instanceof NotAvailable) throw first;
+          // External servers occasionally fail to come up for reasons of the moment (an Erlang
+          // CLI that cannot reach epmd in time, say): one more try before the rows go unmeasured.
+          server.stopNow();
+          running.delete(server);
+          entry.notes.push(`the first start failed and was retried: ${(first as Error).message}`);
+          server = createServerUnderTest(kind);
+          running.add(server);
+          await server.start();
+        }
         entry.about = server.about;
       } catch (error) {
         server.stopNow();
