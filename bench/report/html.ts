@@ -121,6 +121,9 @@ function markdownToHtml(markdown: string): string {
     const line = lines[index]!;
     if (line.startsWith('#### ')) {
       out.push(`<h3>${inline(line.slice(5))}</h3>`);
+    } else if (line.startsWith('### ')) {
+      // The section's own heading: the page already has "Tables" above it.
+      continue;
     } else if (line.startsWith('|')) {
       const rows: string[][] = [];
       while (index < lines.length && lines[index]!.startsWith('|')) {
