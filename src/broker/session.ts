@@ -122,11 +122,34 @@ export abstract class BrokerSession {
 
   /** Whether `size` more bytes may wait for an ACK, in this session and in the broker. */
   private hasRoomForUnacked(size: number): boolean {
+    return this.unackedBytesOver(size) === undefined;
+  }
+
+  /** The cap that `size` more unacknowledged bytes would pass, if any, said as an ERROR detail. */
+  private unackedBytesOver(size: number): string | undefined {
     const { maxUnackedBytes, maxUnackedBytesTotal } = this.core.options;
-    return (
-      this.unackedBytes + size <= maxUnackedBytes &&
-      this.core.held.unackedBytes + size <= maxUnackedBytesTotal
-    );
+    if (this.unackedBytes + size > maxUnackedBytes) {
+      return `more than ${maxUnackedBytes} bytes wait for an ACK`;
+    }
+    if (this.core.held.unackedBytes + size > maxUnackedBytesTotal) {
+      return `more than ${maxUnackedBytesTotal} bytes wait for an ACK across the broker`;
+    }
+    return undefined;
+  }
+
+  /**
+   * Why a topic message of `size` bytes cannot go to this subscription now (the slow-consumer
+   * policy then applies), or undefined when it can.
+   */
+  private whyTooSlow(subscription: Subscription, size: number): string | undefined {
+    const { maxQueuedBytes } = this.core.options;
+    if (this.queuedBytes() + size > maxQueuedBytes) {
+      return `more than ${maxQueuedBytes} bytes wait to be sent`;
+    }
+    if (!subscription.acknowledges) return undefined;
+    if (!subscription.hasRoom)
+      return `more than ${subscription.maxUnacked} messages wait for an ACK`;
+    return this.unackedBytesOver(size);
   }
 
   /** Processes one client frame. Protocol errors end the session with an ERROR frame. */
@@ -199,23 +222,10 @@ export abstract class BrokerSession {
   deliver(subscription: Subscription, message: StoredMessage): void {
     if (this.state !== 'connected') return;
     if (!subscription.isQueue) {
-      const tooSlow =
-        this.queuedBytes() + message.size > this.core.options.maxQueuedBytes ||
-        (subscription.acknowledges &&
-          (!subscription.hasRoom || !this.hasRoomForUnacked(message.size)));
-      if (tooSlow) {
+      const tooSlow = this.whyTooSlow(subscription, message.size);
+      if (tooSlow !== undefined) {
         if (this.core.options.slowConsumerPolicy === 'error') {
-          this.fail(
-            new PerigeeError(
-              'SLOW_CONSUMER',
-              !subscription.acknowledges ||
-                (subscription.hasRoom && this.hasRoomForUnacked(message.size))
-                ? `more than ${this.core.options.maxQueuedBytes} bytes wait to be sent`
-                : subscription.hasRoom
-                  ? `more than ${this.core.options.maxUnackedBytes} bytes wait for an ACK`
-                  : `more than ${subscription.maxUnacked} messages wait for an ACK`,
-            ),
-          );
+          this.fail(new PerigeeError('SLOW_CONSUMER', tooSlow));
         } else {
           this.dropped++;
           this.core.stats.dropped++;

@@ -80,13 +80,12 @@ export class FrameParser {
   #unescape = false;
   #contentLength = -1;
   /**
-   * A sized body's bytes so far. Kept as the pieces that arrived, never allocated up front from
-   * content-length: a 40-byte frame that announces a 1 MiB body must not cost 1 MiB.
+   * The body's bytes so far, sized or not, and their total. Kept as the pieces that arrived, never
+   * allocated up front from content-length: a 40-byte frame that announces a 1 MiB body must not
+   * cost 1 MiB.
    */
-  #sizedBodyParts: Uint8Array[] = [];
-  #sizedBodyFilled = 0;
-  #openBodyParts: Uint8Array[] = [];
-  #openBodyLength = 0;
+  readonly #bodyParts: Uint8Array[] = [];
+  #bodyLength = 0;
 
   constructor(onFrame: (frame: Frame) => void, options: FrameParserOptions = {}) {
     this.#onFrame = onFrame;
@@ -124,8 +123,7 @@ export class FrameParser {
     this.#failure = error;
     this.#state = State.Failed;
     this.#lineParts = [];
-    this.#openBodyParts = [];
-    this.#sizedBodyParts = [];
+    this.#bodyParts.length = 0;
   }
 
   #consume(chunk: Uint8Array): void {
@@ -138,12 +136,12 @@ export class FrameParser {
           i = this.#consumeLine(chunk, i);
           break;
         case State.SizedBody: {
-          const take = Math.min(this.#contentLength - this.#sizedBodyFilled, length - i);
+          const take = Math.min(this.#contentLength - this.#bodyLength, length - i);
           // A copy, not a view: a body kept in history must not pin the socket's whole chunk.
-          this.#sizedBodyParts.push(chunk.slice(i, i + take));
-          this.#sizedBodyFilled += take;
+          this.#bodyParts.push(chunk.slice(i, i + take));
+          this.#bodyLength += take;
           i += take;
-          if (this.#sizedBodyFilled === this.#contentLength) this.#state = State.FrameEnd;
+          if (this.#bodyLength === this.#contentLength) this.#state = State.FrameEnd;
           break;
         }
         case State.FrameEnd:
@@ -155,23 +153,21 @@ export class FrameParser {
             );
           }
           i++;
-          this.#emit(concatBytes(this.#sizedBodyParts, this.#contentLength));
+          this.#emit(this.#takeBody());
           break;
         case State.OpenBody: {
           const nul = chunk.indexOf(NUL, i);
           const end = nul === -1 ? length : nul;
-          this.#checkBodySize(this.#openBodyLength + (end - i));
+          this.#checkBodySize(this.#bodyLength + (end - i));
           if (end > i) {
-            this.#openBodyParts.push(chunk.slice(i, end));
-            this.#openBodyLength += end - i;
+            this.#bodyParts.push(chunk.slice(i, end));
+            this.#bodyLength += end - i;
           }
           if (nul === -1) {
             i = length;
           } else {
             i = nul + 1;
-            const body = concatBytes(this.#openBodyParts, this.#openBodyLength);
-            this.#openBodyParts = [];
-            this.#openBodyLength = 0;
+            const body = this.#takeBody();
             this.#emit(body);
           }
           break;
@@ -321,17 +317,22 @@ export class FrameParser {
     if (this.#contentLength === -1) {
       this.#state = State.OpenBody;
     } else {
-      this.#sizedBodyParts = [];
-      this.#sizedBodyFilled = 0;
       this.#state = this.#contentLength === 0 ? State.FrameEnd : State.SizedBody;
     }
+  }
+
+  /** The body collected so far, as one array; the collection starts empty again. */
+  #takeBody(): Uint8Array {
+    const body = concatBytes(this.#bodyParts, this.#bodyLength);
+    this.#bodyParts.length = 0;
+    this.#bodyLength = 0;
+    return body;
   }
 
   #emit(body: Uint8Array): void {
     const frame: Frame = { command: this.#command, headers: this.#headers, body };
     this.#state = State.Command;
     this.#frameBytes = 0;
-    this.#sizedBodyParts = [];
     this.#headers = [];
     this.#onFrame(frame);
   }

@@ -63,8 +63,10 @@ export class WebSocketTransport implements Transport {
 }
 
 function toBuffer(frame: string | Uint8Array): Buffer {
-  return typeof frame === 'string'
-    ? Buffer.from(frame)
+  if (typeof frame === 'string') return Buffer.from(frame);
+  // The gateway's batches already are Buffers (encodeBatch): no second view per write.
+  return Buffer.isBuffer(frame)
+    ? frame
     : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
 }
 
