@@ -56,7 +56,8 @@ export abstract class BrokerSession {
   protected readonly core: BrokerCore;
   protected readonly subscriptions = new Map<string, Subscription>();
   /** STOMP 1.2 ack ids, across subscriptions. */
-  private readonly acksById = new Map<string, PendingAck>();
+  /** STOMP 1.2 ack ids of unacknowledged deliveries; made on the first (see Subscription.pending). */
+  private acksById: Map<string, PendingAck> | undefined;
   private transactions: Map<string, Transaction> | undefined;
   /** Bytes held in this session's open transactions, all together. */
   private transactionBytes = 0;
@@ -237,11 +238,11 @@ export abstract class BrokerSession {
     if (subscription.acknowledges) {
       const key = this.version === '1.2' ? String(++this.ackCounter) : message.id;
       const pending: PendingAck = { key, message, subscription };
-      subscription.pending.set(key, pending);
+      (subscription.pending ??= new Map()).set(key, pending);
       this.unackedBytes += message.size;
       this.core.held.unackedBytes += message.size;
       if (this.version === '1.2') {
-        this.acksById.set(key, pending);
+        (this.acksById ??= new Map()).set(key, pending);
         ackId = key;
       }
     }
@@ -496,12 +497,14 @@ export abstract class BrokerSession {
   private removeSubscription(subscription: Subscription): void {
     this.subscriptions.delete(subscription.id);
     const unacked: StoredMessage[] = [];
-    for (const pending of subscription.pending.values()) {
-      unacked.push(pending.message);
-      this.acksById.delete(pending.key);
-      this.releaseUnacked(pending.message);
+    if (subscription.pending !== undefined) {
+      for (const pending of subscription.pending.values()) {
+        unacked.push(pending.message);
+        this.acksById?.delete(pending.key);
+        this.releaseUnacked(pending.message);
+      }
+      subscription.pending.clear();
     }
-    subscription.pending.clear();
     if (subscription.isQueue) {
       this.core.queues.removeConsumer(subscription);
       // STOMP leaves unacknowledged messages to the server; a queue gives them to another consumer.
@@ -514,7 +517,7 @@ export abstract class BrokerSession {
   private findPending(frame: Frame): PendingAck {
     const id = getHeader(frame, 'id');
     if (id !== undefined && this.version === '1.2') {
-      const pending = this.acksById.get(id);
+      const pending = this.acksById?.get(id);
       if (pending) return pending;
       throw new PerigeeError(
         'UNKNOWN_ACK',
@@ -528,11 +531,11 @@ export abstract class BrokerSession {
     }
     const subscriptionId = getHeader(frame, 'subscription');
     if (subscriptionId !== undefined) {
-      const pending = this.subscriptions.get(subscriptionId)?.pending.get(messageId);
+      const pending = this.subscriptions.get(subscriptionId)?.pending?.get(messageId);
       if (pending) return pending;
     } else {
       for (const subscription of this.subscriptions.values()) {
-        const pending = subscription.pending.get(messageId);
+        const pending = subscription.pending?.get(messageId);
         if (pending) return pending;
       }
     }
@@ -559,18 +562,19 @@ export abstract class BrokerSession {
    */
   private settle(pending: PendingAck, positive: boolean): void {
     const subscription = pending.subscription;
-    if (!subscription.pending.has(pending.key)) return; // already covered by a cumulative ACK
+    const unacked = subscription.pending;
+    if (unacked?.has(pending.key) !== true) return; // already covered by a cumulative ACK
     const settled: StoredMessage[] = [];
     if (subscription.ackMode === 'client') {
-      for (const [key, entry] of subscription.pending) {
-        subscription.pending.delete(key);
-        this.acksById.delete(key);
+      for (const [key, entry] of unacked) {
+        unacked.delete(key);
+        this.acksById?.delete(key);
         settled.push(entry.message);
         if (key === pending.key) break;
       }
     } else {
-      subscription.pending.delete(pending.key);
-      this.acksById.delete(pending.key);
+      unacked.delete(pending.key);
+      this.acksById?.delete(pending.key);
       settled.push(pending.message);
     }
     for (const message of settled) this.releaseUnacked(message);

@@ -36,8 +36,12 @@ export class Subscription {
   /** At most this many messages may wait for an ACK (the `prefetch-count` header). */
   readonly maxUnacked: number;
   readonly matches: PatternMatcher;
-  /** Unacknowledged deliveries by key, in delivery order. Empty in `auto` mode. */
-  readonly pending = new Map<string, PendingAck>();
+  /**
+   * Unacknowledged deliveries by key, in delivery order. Made on the first one: most
+   * subscriptions are `auto` and never need it, and an empty Map is a few hundred bytes that an
+   * idle session should not carry.
+   */
+  pending: Map<string, PendingAck> | undefined;
   /** Whether the client sent an `id` (STOMP 1.0 allows SUBSCRIBE without one). */
   readonly explicitId: boolean;
   /** The own headers of this subscription's in-process deliveries (see ChannelSession). */
@@ -70,7 +74,7 @@ export class Subscription {
 
   /** Whether another message may be handed to this subscription now. */
   get hasRoom(): boolean {
-    return this.pending.size < this.maxUnacked;
+    return (this.pending?.size ?? 0) < this.maxUnacked;
   }
 
   /**

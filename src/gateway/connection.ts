@@ -70,30 +70,35 @@ export class Connection {
     this.flushScheduled = false;
     if (this.state === 'closed') return;
     if (this.outgoing.length === 0 && !this.heartBeatBytes) return;
-    const chunks: (string | Uint8Array)[] = [];
-    let isText: boolean | undefined;
-    if (this.outgoing.length > 0 && !this.transport.textOnly) {
-      const batch = encodeBatch(this.outgoing, this.version);
-      chunks.push(batch.bytes);
-      isText = batch.isText;
+    const transport = this.transport;
+    let written: boolean;
+    if (this.outgoing.length > 0 && transport.writeBatch !== undefined) {
+      written = transport.writeBatch(
+        encodeBatch(this.outgoing, this.version, transport.batchHeadroom ?? 0),
+      );
     } else {
-      for (const frame of this.outgoing)
-        chunks.push(encodeFor(frame, this.version, this.transport.textOnly));
+      const chunks: (string | Uint8Array)[] = [];
+      let isText: boolean | undefined;
+      if (this.outgoing.length > 0 && !transport.textOnly) {
+        const batch = encodeBatch(this.outgoing, this.version);
+        chunks.push(batch.bytes);
+        isText = batch.isText;
+      } else {
+        for (const frame of this.outgoing)
+          chunks.push(encodeFor(frame, this.version, transport.textOnly));
+      }
+      if (chunks.length === 0) chunks.push(transport.textOnly ? '\n' : HEART_BEAT);
+      written = transport.write(chunks, isText);
     }
-    if (this.heartBeatBytes && chunks.length === 0)
-      chunks.push(this.transport.textOnly ? '\n' : HEART_BEAT);
     this.outgoing = [];
     this.heartBeatBytes = false;
     this.lastWriteAt = Date.now();
-    if (
-      !this.transport.write(chunks, isText) ||
-      this.transport.bufferedBytes > this.context.options.maxBufferedBytes
-    ) {
+    if (!written || transport.bufferedBytes > this.context.options.maxBufferedBytes) {
       // The browser does not keep up. Dropping the connection (not the session) makes it
       // reconnect and resume, replaying from what the session retains; nothing is lost, and
       // the server stops buffering for it.
       this.context.log.debug(
-        { session: this.session?.id, transport: this.transport.name },
+        { session: this.session?.id, transport: transport.name },
         'slow browser: reconnecting it',
       );
       this.close(errorTable.SLOW_CONSUMER.closeCode, 'slow consumer: reconnect and resume');
@@ -293,7 +298,7 @@ export class Connection {
   }
 
   private connectContext(frame: Frame): ConnectContext {
-    return {
+    const context: ConnectContext = {
       login: getHeader(frame, 'login'),
       passcode: getHeader(frame, 'passcode'),
       authorization: getHeader(frame, 'Authorization') ?? getHeader(frame, 'authorization'),
@@ -303,6 +308,8 @@ export class Connection {
         remoteAddress: this.transport.remoteAddress,
       },
     };
+    this.transport.releaseRequest?.();
+    return context;
   }
 
   private startHeartBeats(client: ReturnType<typeof parseHeartBeat>): void {

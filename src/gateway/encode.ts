@@ -14,8 +14,15 @@ export interface EncodedBatch {
  * sequence) written in place, plus a copy of the shared tail that was encoded once per publish
  * for all subscribers. Whether the batch is text comes from what each message already knows,
  * never from scanning the bytes again.
+ *
+ * `headroom` bytes are left free at the start for a transport's own framing header (the
+ * WebSocket transport writes its frame header there), so that a batch is one buffer on the wire.
  */
-export function encodeBatch(frames: readonly Frame[], version: StompVersion): EncodedBatch {
+export function encodeBatch(
+  frames: readonly Frame[],
+  version: StompVersion,
+  headroom = 0,
+): EncodedBatch {
   const heads: string[] = new Array<string>(frames.length);
   const parts: Uint8Array[] = new Array<Uint8Array>(frames.length);
   let total = 0;
@@ -37,8 +44,8 @@ export function encodeBatch(frames: readonly Frame[], version: StompVersion): En
       if (isText && frame.body.length > 0 && !isUtf8(frame.body)) isText = false;
     }
   }
-  const bytes = Buffer.allocUnsafe(total);
-  let offset = 0;
+  const bytes = Buffer.allocUnsafe(headroom + total);
+  let offset = headroom;
   for (let i = 0; i < frames.length; i++) {
     const head = heads[i]!;
     if (head.length > 0) offset += bytes.write(head, offset);

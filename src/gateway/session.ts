@@ -62,7 +62,7 @@ export class GatewaySession {
   /** Client subscription id → destination, to keep SUBSCRIBE/UNSUBSCRIBE idempotent across resumes. */
   private readonly subscriptions = new Map<string, string>();
   /** Receipt ids forwarded to the backend: true once their RECEIPT came back. */
-  private readonly receipts = new Map<string, boolean>();
+  private receipts: Map<string, boolean> | undefined;
   private readonly context: GatewayContext;
 
   constructor(init: {
@@ -163,7 +163,7 @@ export class GatewaySession {
         return;
       case 'RECEIPT': {
         const id = getHeader(frame, 'receipt-id');
-        if (id !== undefined && this.receipts.has(id)) this.receipts.set(id, true);
+        if (id !== undefined && this.receipts?.has(id) === true) this.receipts.set(id, true);
         this.connection?.enqueue(frame);
         return;
       }
@@ -286,7 +286,7 @@ export class GatewaySession {
   private forward(frame: Frame, keep: (name: string) => boolean = () => false): void {
     const receipt = getHeader(frame, 'receipt');
     if (receipt !== undefined) {
-      const done = this.receipts.get(receipt);
+      const done = this.receipts?.get(receipt);
       if (done !== undefined) {
         if (done) this.answerReceipt(frame);
         return;
@@ -303,10 +303,11 @@ export class GatewaySession {
   }
 
   private rememberReceipt(id: string): void {
-    this.receipts.set(id, false);
-    if (this.receipts.size > REMEMBERED_RECEIPTS) {
-      const oldest = this.receipts.keys().next().value as string;
-      this.receipts.delete(oldest);
+    const receipts = (this.receipts ??= new Map());
+    receipts.set(id, false);
+    if (receipts.size > REMEMBERED_RECEIPTS) {
+      const oldest = receipts.keys().next().value as string;
+      receipts.delete(oldest);
     }
   }
 

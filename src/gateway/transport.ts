@@ -1,3 +1,5 @@
+import type { EncodedBatch } from './encode.js';
+
 /** The names used everywhere: client options, bots, bench, docs (DESIGN.md §4). */
 export const TRANSPORT_NAMES = [
   'websocket',
@@ -32,8 +34,16 @@ export interface Transport {
   readonly textOnly: boolean;
   /** Bytes handed to the transport and not yet on the wire. */
   readonly bufferedBytes: number;
-  /** Request headers of the connection, for origin and authentication context. */
+  /**
+   * Request headers of the connection, for origin and authentication context. Read once, when the
+   * CONNECT frame arrives; see {@link Transport.releaseRequest}.
+   */
   readonly requestHeaders: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * The CONNECT frame has been read: the transport may let go of the request headers it kept
+   * (several hundred bytes that an idle connection would otherwise carry for its whole life).
+   */
+  releaseRequest?(): void;
   readonly remoteAddress: string | undefined;
   onData: ((data: string | Uint8Array) => void) | null;
   onClose: ((reason: string) => void) | null;
@@ -42,6 +52,16 @@ export interface Transport {
    * knows, whether the bytes are all UTF-8 (so that nobody has to scan them to find out).
    */
   write(frames: readonly (string | Uint8Array)[], isText?: boolean): boolean;
+  /**
+   * Bytes a transport with {@link Transport.writeBatch} wants free at the start of a batch, for
+   * its own framing header.
+   */
+  readonly batchHeadroom?: number;
+  /**
+   * Like `write`, for a batch from `encodeBatch` with `batchHeadroom` free bytes at its start: the
+   * transport frames it in place and sends it as one buffer.
+   */
+  writeBatch?(batch: EncodedBatch): boolean;
   /** `code` follows the WebSocket close codes of the error table. */
   close(code: number, reason: string): void;
 }

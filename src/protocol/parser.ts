@@ -54,6 +54,22 @@ export interface FrameParserOptions {
 }
 
 /**
+ * Limits with the defaults filled in, made once per limits object: every connection of a gateway
+ * or broker shares the same limits, and a copy each would be an object per idle connection.
+ */
+const resolvedLimits = new WeakMap<Partial<ParserLimits>, Readonly<ParserLimits>>();
+
+function resolveLimits(limits: Partial<ParserLimits> | undefined): Readonly<ParserLimits> {
+  if (limits === undefined) return DEFAULT_PARSER_LIMITS;
+  let resolved = resolvedLimits.get(limits);
+  if (resolved === undefined) {
+    resolved = Object.freeze({ ...DEFAULT_PARSER_LIMITS, ...limits });
+    resolvedLimits.set(limits, resolved);
+  }
+  return resolved;
+}
+
+/**
  * A streaming STOMP frame parser. Feed it bytes in any chunking; it calls `onFrame` for each
  * complete frame, synchronously, in order. The first protocol violation throws a
  * {@link PerigeeError} and leaves the parser failed: a STOMP peer must close the connection after
@@ -91,7 +107,7 @@ export class FrameParser {
     this.#onFrame = onFrame;
     this.#onHeartBeat = options.onHeartBeat;
     this.version = options.version ?? '1.2';
-    this.limits = { ...DEFAULT_PARSER_LIMITS, ...options.limits };
+    this.limits = resolveLimits(options.limits);
   }
 
   /**

@@ -53,6 +53,22 @@ export function describeTransportConformance(name: string, open: OpenClient): vo
       expect(bodies).toEqual(Array.from({ length: 1000 }, (_, i) => String(i)));
     });
 
+    it('delivers bodies of every frame-length class whole (under 126 B, 16-bit, 64-bit lengths)', async () => {
+      // RFC 6455 §5.2 encodes a payload's length in 7 bits, 16 bits or 64 bits; a batch crosses
+      // all three, alone or with the messages queued with it in one turn.
+      const browser = await client();
+      const inbox = await browser.subscribe('/feed/sizes');
+      const sizes = [1, 60, 125, 126, 200, 65_535, 65_536, 70_000, 200_000];
+      const bodies = sizes.map((size, i) => `${i}:`.padEnd(size, 'éxxxxxxxx'));
+      for (const body of bodies) gateway.broker.publishNow('/feed/sizes', body);
+      expect(await inbox.bodies(bodies.length, 30_000)).toEqual(bodies);
+      for (const body of bodies) {
+        gateway.broker.publishNow('/feed/sizes', body);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect((await inbox.bodies(2 * bodies.length, 30_000)).slice(bodies.length)).toEqual(bodies);
+    });
+
     it('publishes where the rules allow', async () => {
       const listener = await ChannelFrameSession.open(gateway.broker, 'listener');
       listener.send('SUBSCRIBE', { id: 'l', destination: '/chat/room', receipt: 'l' });

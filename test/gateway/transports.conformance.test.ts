@@ -1,15 +1,22 @@
 import { Client, type IFrame, type IMessage } from '@stomp/stompjs';
 import SockJS from 'sockjs-client';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { StompClient, type StompMessage } from '../../src/client/index.js';
 import type { PerigeeError } from '../../src/errors.js';
-import { collector, NODE_TRANSPORTS, nodeClient } from '../support/gateway.js';
+import {
+  collector,
+  NODE_TRANSPORTS,
+  nodeClient,
+  startGateway,
+  type TestGateway,
+} from '../support/gateway.js';
 import { RawSockJSWebSocket, rawSockJSUrl } from '../support/raw-websocket.js';
 import {
   describeTransportConformance,
   type ConformanceClient,
   type OpenClient,
+  until,
 } from './transport-conformance.js';
 
 /** What our browser client and our client core have in common, for one driver over both. */
@@ -178,3 +185,36 @@ for (const transport of ['websocket', 'xhr-streaming', 'xhr-polling']) {
     stompjs((url) => new SockJS(`${url}/sockjs`, undefined, { transports: [transport] })),
   );
 }
+
+describe('/stomp WebSocket messages', () => {
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    gateway = await startGateway();
+  });
+  afterAll(() => gateway.close());
+
+  it('carries UTF-8 batches as text messages and a batch with a non-UTF-8 body as binary, bytes intact', async () => {
+    const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
+    const received: { data: Buffer; isBinary: boolean }[] = [];
+    socket.on('message', (data: Buffer, isBinary) => received.push({ data, isBinary }));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send('CONNECT\naccept-version:1.2\nhost:localhost\n\n\0');
+    socket.send('SUBSCRIBE\nid:0\ndestination:/feed/bytes\nreceipt:r\n\n\0');
+    await until(() => received.some(({ data }) => data.includes('RECEIPT')));
+    // CONNECTED and RECEIPT may share a message; what follows is one message per publish.
+    const setup = received.length;
+    const binary = Buffer.from([0xff, 0x00, 0x80, 0x41]);
+    gateway.broker.publishNow('/feed/bytes', 'plain text ✓');
+    await until(() => received.length === setup + 1);
+    gateway.broker.publishNow('/feed/bytes', binary);
+    await until(() => received.length === setup + 2);
+    socket.close();
+    const [text, bytes] = received.slice(setup);
+    // RFC 6455 §5.6: a text message must be UTF-8; the binary body goes out as a binary message.
+    expect(text!.isBinary).toBe(false);
+    expect(text!.data.toString()).toMatch(/^MESSAGE\n[\s\S]*\n\nplain text ✓\0$/);
+    expect(bytes!.isBinary).toBe(true);
+    const body = bytes!.data.subarray(bytes!.data.indexOf('\n\n') + 2);
+    expect(body).toEqual(Buffer.concat([binary, Buffer.from([0])]));
+  });
+});

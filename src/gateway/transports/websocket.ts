@@ -2,7 +2,11 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { EncodedBatch } from '../encode.js';
 import type { Transport } from '../transport.js';
+
+/** The longest header of an unmasked server frame: 2 bytes, then a 64-bit length (RFC 6455 §5.2). */
+const FRAME_HEADER_MAX = 10;
 
 /** The subprotocols of STOMP over WebSocket, best first. */
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
@@ -16,21 +20,33 @@ export class WebSocketTransport implements Transport {
   readonly name = 'websocket';
   readonly unidirectional = false;
   readonly textOnly = false;
-  readonly requestHeaders: Readonly<Record<string, string | string[] | undefined>>;
+  readonly batchHeadroom = FRAME_HEADER_MAX;
   readonly remoteAddress: string | undefined;
   onData: ((data: string | Uint8Array) => void) | null = null;
   onClose: ((reason: string) => void) | null = null;
   private readonly socket: WebSocket;
+  private request: IncomingMessage | undefined;
+  /** The upgraded TCP (or TLS) stream under `socket`. */
+  private readonly stream: Duplex;
 
-  constructor(socket: WebSocket, request: IncomingMessage) {
+  constructor(socket: WebSocket, stream: Duplex, request: IncomingMessage) {
     this.socket = socket;
-    this.requestHeaders = request.headers;
+    this.stream = stream;
+    this.request = request;
     this.remoteAddress = request.socket.remoteAddress;
     socket.on('message', (data: Buffer) => this.onData?.(data));
     socket.on('close', (code, reason) => this.onClose?.(`${code} ${reason.toString()}`));
     socket.on('error', () => {
       // 'close' follows; protocol errors (a frame over maxPayload, bad UTF-8) end up there.
     });
+  }
+
+  get requestHeaders(): Readonly<Record<string, string | string[] | undefined>> {
+    return this.request?.headers ?? {};
+  }
+
+  releaseRequest(): void {
+    this.request = undefined;
   }
 
   get bufferedBytes(): number {
@@ -46,6 +62,38 @@ export class WebSocketTransport implements Transport {
     // Text frames are what browsers' STOMP clients expect; a body that is not UTF-8 must travel
     // as a binary message instead (RFC 6455 §5.6: text frames carry UTF-8 only).
     this.socket.send(data, { binary: !(isText ?? isUtf8(data)) });
+    return true;
+  }
+
+  /**
+   * The fan-out path: the batch is framed in place and leaves in one `write` of one buffer, as
+   * pre-framed raw sockets do; `ws.send` would build a header buffer and write two buffers per
+   * message. Writing beside `ws` is safe because its sender writes synchronously without
+   * permessage-deflate (off here) and a data frame is never split: control frames it sends
+   * (pong, close) fall between whole frames.
+   */
+  writeBatch(batch: EncodedBatch): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return true;
+    const bytes = batch.bytes;
+    const length = bytes.length - FRAME_HEADER_MAX;
+    let start: number;
+    // RFC 6455 §5.2: payload length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+    if (length < 126) {
+      start = FRAME_HEADER_MAX - 2;
+      bytes[start + 1] = length;
+    } else if (length < 0x10000) {
+      start = FRAME_HEADER_MAX - 4;
+      bytes[start + 1] = 126;
+      bytes.writeUInt16BE(length, start + 2);
+    } else {
+      start = 0;
+      bytes[1] = 127;
+      bytes.writeUInt32BE(Math.floor(length / 0x100000000), 2);
+      bytes.writeUInt32BE(length >>> 0, 6);
+    }
+    // FIN and the opcode: 0x1 text (UTF-8 only, §5.6), 0x2 binary.
+    bytes[start] = batch.isText ? 0x81 : 0x82;
+    this.stream.write(bytes.subarray(start));
     return true;
   }
 
@@ -94,7 +142,7 @@ export class WebSocketEndpoint {
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.server.handleUpgrade(request, socket, head, (websocket) => {
-      this.onTransport(new WebSocketTransport(websocket, request));
+      this.onTransport(new WebSocketTransport(websocket, socket, request));
     });
   }
 
