@@ -72,10 +72,8 @@ export class Connection {
     if (this.outgoing.length === 0 && !this.heartBeatBytes) return;
     const transport = this.transport;
     let written: boolean;
-    if (this.outgoing.length > 0 && transport.writeBatch !== undefined) {
-      written = transport.writeBatch(
-        encodeBatch(this.outgoing, this.version, transport.batchHeadroom ?? 0),
-      );
+    if (this.outgoing.length > 0 && transport.writeFrames !== undefined) {
+      written = transport.writeFrames(this.outgoing, this.version);
     } else {
       const chunks: (string | Uint8Array)[] = [];
       let isText: boolean | undefined;

@@ -1,4 +1,4 @@
-import type { EncodedBatch } from './encode.js';
+import type { Frame, StompVersion } from '../protocol/index.js';
 
 /** The names used everywhere: client options, bots, bench, docs (DESIGN.md §4). */
 export const TRANSPORT_NAMES = [
@@ -53,15 +53,12 @@ export interface Transport {
    */
   write(frames: readonly (string | Uint8Array)[], isText?: boolean): boolean;
   /**
-   * Bytes a transport with {@link Transport.writeBatch} wants free at the start of a batch, for
-   * its own framing header.
+   * Like `write`, for a transport that encodes a batch of frames itself because it can reuse
+   * what every subscriber of a message shares: the WebSocket transport frames the batch in place
+   * as one buffer, SockJS transports JSON-escape a message's shared part once. Without it,
+   * frames are encoded by the connection and handed to `write`.
    */
-  readonly batchHeadroom?: number;
-  /**
-   * Like `write`, for a batch from `encodeBatch` with `batchHeadroom` free bytes at its start: the
-   * transport frames it in place and sends it as one buffer.
-   */
-  writeBatch?(batch: EncodedBatch): boolean;
+  writeFrames?(frames: readonly Frame[], version: StompVersion): boolean;
   /** `code` follows the WebSocket close codes of the error table. */
   close(code: number, reason: string): void;
 }

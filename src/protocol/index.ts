@@ -26,7 +26,7 @@ export {
   encodeHeaderLines,
   type PreEncodedFrame,
 } from './serializer.js';
-export { MessageDelivery, SharedMessage } from './message-delivery.js';
+export { MessageDelivery, SharedMessage, type HeadTextForm } from './message-delivery.js';
 export {
   heartBeatDeadline,
   negotiateHeartBeat,

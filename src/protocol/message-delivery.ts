@@ -120,6 +120,25 @@ export class MessageDelivery implements PreEncodedFrame {
     return this.seq === 0 ? prefix : `${prefix}x-perigee-seq:${this.seq}\n`;
   }
 
+  /**
+   * {@link encodeHead} rewritten by `form` (a transport's escaping), with the rewritten prefix
+   * cached like the plain one: per delivery only the sequence line is new.
+   */
+  encodeHeadAs(version: StompVersion, form: HeadTextForm): string {
+    let prefixes = formPrefixes.get(form);
+    if (prefixes === undefined) {
+      prefixes = new WeakMap();
+      formPrefixes.set(form, prefixes);
+    }
+    let byVersion = prefixes.get(this.own);
+    if (byVersion === undefined) {
+      byVersion = {};
+      prefixes.set(this.own, byVersion);
+    }
+    const prefix = (byVersion[version] ??= form.escape(ownPrefix(this.own, version)));
+    return this.seq === 0 ? prefix : `${prefix}x-perigee-seq:${this.seq}${form.newline}`;
+  }
+
   /** The whole frame as text. */
   encodeText(version: StompVersion): string {
     return `${this.encodeHead(version)}${this.shared.tailText(version)}`;
@@ -135,6 +154,20 @@ export class MessageDelivery implements PreEncodedFrame {
     return out;
   }
 }
+
+/** A text form a transport puts frames in (SockJS: the inside of a JSON string). */
+export interface HeadTextForm {
+  /** Rewrites any head text: the command line and the own header lines. */
+  escape(text: string): string;
+  /** What a line feed becomes (the sequence line is ASCII digits and a line feed). */
+  readonly newline: string;
+}
+
+/** {@link ownPrefix} rewritten, by form, header array and version. */
+const formPrefixes = new WeakMap<
+  HeadTextForm,
+  WeakMap<readonly Header[], Partial<Record<StompVersion, string>>>
+>();
 
 /** `MESSAGE\n` and the encoded own headers, by header array and version. */
 const ownPrefixes = new WeakMap<readonly Header[], Partial<Record<StompVersion, string>>>();

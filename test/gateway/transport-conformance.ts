@@ -69,6 +69,26 @@ export function describeTransportConformance(name: string, open: OpenClient): vo
       expect((await inbox.bodies(2 * bodies.length, 30_000)).slice(bodies.length)).toEqual(bodies);
     });
 
+    it('delivers text that JSON escapes or browsers mangle, intact, alone and in one batch', async () => {
+      // SockJS frames are JSON: quotes, backslashes and control characters are escaped, and the
+      // protocol's escapable_by_server ranges (U+2028, U+FFFF, surrogates…) must arrive unchanged.
+      const browser = await client();
+      const inbox = await browser.subscribe('/feed/text');
+      const bodies = [
+        'quote " backslash \\ slash / tab \t newline \n',
+        'line separator \u2028 paragraph \u2029 zero width \u200c\u200f joiner \u2060',
+        'emoji 😀 and han 漢字 and \ufff0\ufffd',
+        '</script><!-- -->',
+        '\u0001\u001f\u007f',
+      ];
+      for (const body of bodies) gateway.broker.publishNow('/feed/text', body);
+      for (const body of bodies) {
+        gateway.broker.publishNow('/feed/text', body);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(await inbox.bodies(2 * bodies.length, 30_000)).toEqual([...bodies, ...bodies]);
+    });
+
     it('publishes where the rules allow', async () => {
       const listener = await ChannelFrameSession.open(gateway.broker, 'listener');
       listener.send('SUBSCRIBE', { id: 'l', destination: '/chat/room', receipt: 'l' });

@@ -1,5 +1,36 @@
+import {
+  encodeFrameText,
+  MessageDelivery,
+  type Frame,
+  type HeadTextForm,
+  type SharedMessage,
+  type StompVersion,
+} from '../../protocol/index.js';
 import type { Transport } from '../transport.js';
-import type { SockJSConnection } from './sockjs/index.js';
+import { escapeMessageText, type SockJSConnection } from './sockjs/index.js';
+
+/**
+ * The JSON-escaped text of each message's shared part (its headers and body), per STOMP version:
+ * a fan-out escapes it once, not once per subscriber. Weak, so that it goes with the message.
+ */
+const escapedTails: Record<StompVersion, WeakMap<SharedMessage, string>> = {
+  '1.0': new WeakMap(),
+  '1.1': new WeakMap(),
+  '1.2': new WeakMap(),
+};
+
+/** The inside of a JSON string, as a MESSAGE head's form: the escaped prefix is cached. */
+const JSON_TEXT: HeadTextForm = { escape: escapeMessageText, newline: '\\n' };
+
+function escapedTail(shared: SharedMessage, version: StompVersion): string {
+  const cache = escapedTails[version];
+  let escaped = cache.get(shared);
+  if (escaped === undefined) {
+    escaped = escapeMessageText(shared.tailText(version));
+    cache.set(shared, escaped);
+  }
+  return escaped;
+}
 
 /**
  * STOMP over a SockJS session: each SockJS message carries STOMP frames as text. A batch of frames
@@ -35,6 +66,27 @@ export class SockJSStompTransport implements Transport {
       .map((frame) => (typeof frame === 'string' ? frame : new TextDecoder().decode(frame)))
       .join('');
     return this.connection.send(text);
+  }
+
+  /**
+   * A batch becomes one SockJS message, JSON-encoded here rather than by the session: a MESSAGE's
+   * own header lines are escaped once per subscription, its shared part once per message, so a
+   * delivery costs its sequence line and a few string joins.
+   */
+  writeFrames(frames: readonly Frame[], version: StompVersion): boolean {
+    if (this.connection.sendEncoded === undefined) {
+      let text = '';
+      for (const frame of frames) text += encodeFrameText(frame, version);
+      return this.connection.send(text);
+    }
+    let encoded = '"';
+    for (const frame of frames) {
+      encoded +=
+        frame instanceof MessageDelivery
+          ? frame.encodeHeadAs(version, JSON_TEXT) + escapedTail(frame.shared, version)
+          : escapeMessageText(encodeFrameText(frame, version));
+    }
+    return this.connection.sendEncoded(`${encoded}"`);
   }
 
   close(code: number, reason: string): void {

@@ -2,7 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { EncodedBatch } from '../encode.js';
+import type { Frame, StompVersion } from '../../protocol/index.js';
+import { encodeBatch } from '../encode.js';
 import type { Transport } from '../transport.js';
 
 /** The longest header of an unmasked server frame: 2 bytes, then a 64-bit length (RFC 6455 §5.2). */
@@ -20,7 +21,6 @@ export class WebSocketTransport implements Transport {
   readonly name = 'websocket';
   readonly unidirectional = false;
   readonly textOnly = false;
-  readonly batchHeadroom = FRAME_HEADER_MAX;
   readonly remoteAddress: string | undefined;
   onData: ((data: string | Uint8Array) => void) | null = null;
   onClose: ((reason: string) => void) | null = null;
@@ -72,8 +72,9 @@ export class WebSocketTransport implements Transport {
    * permessage-deflate (off here) and a data frame is never split: control frames it sends
    * (pong, close) fall between whole frames.
    */
-  writeBatch(batch: EncodedBatch): boolean {
+  writeFrames(frames: readonly Frame[], version: StompVersion): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return true;
+    const batch = encodeBatch(frames, version, FRAME_HEADER_MAX);
     const bytes = batch.bytes;
     const length = bytes.length - FRAME_HEADER_MAX;
     let start: number;

@@ -53,6 +53,16 @@ export function encodeMessage(message: string): string {
   return JSON.stringify(message).replace(MANGLED_BY_BROWSERS, escapeCodeUnit);
 }
 
+/**
+ * {@link encodeMessage} without the quotes. Escaping works code unit by code unit (a surrogate
+ * pair is two escapes either way), so the escapes of two texts joined are the escapes of the
+ * joined text: a message's parts can be escaped apart, and a shared part once for everyone.
+ */
+export function escapeMessageText(text: string): string {
+  const encoded = encodeMessage(text);
+  return encoded.slice(1, encoded.length - 1);
+}
+
 /** Joins already-encoded messages into one `a[...]` frame. */
 export function messageFrame(encodedMessages: readonly string[]): string {
   return `a[${encodedMessages.join(',')}]`;

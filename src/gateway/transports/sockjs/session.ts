@@ -115,8 +115,11 @@ export class SockJSSession implements SockJSConnection, ReceiverOwner, Flushable
   }
 
   send(message: string): boolean {
+    return this.sendEncoded(encodeMessage(message));
+  }
+
+  sendEncoded(encoded: string): boolean {
     if (this.#state !== 'open') return false;
-    const encoded = encodeMessage(message);
     this.#queue.push(encoded);
     this.#queuedBytes += Buffer.byteLength(encoded);
     if (!this.#flushScheduled) {

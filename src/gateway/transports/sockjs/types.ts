@@ -90,6 +90,12 @@ export interface SockJSConnection {
   onmessage: ((message: string) => void) | null;
   onclose: ((code: number, reason: string) => void) | null;
   send(message: string): boolean;
+  /**
+   * `send` for a message already JSON-encoded (quotes included) with `escapeMessageText` (framing.ts),
+   * where the caller could reuse escaped parts; absent where messages travel unencoded (the raw
+   * WebSocket endpoint).
+   */
+  sendEncoded?(encoded: string): boolean;
   /** Default `3000 "Go away!"`, the protocol's own example. */
   close(code?: number, reason?: string): void;
 }
