@@ -27,13 +27,21 @@ import type { ServerUnderTest } from './servers/controllers.js';
 const SETTLE_MS = 300;
 /** After a load generator exits, a moment for the server to close what it held. */
 const CLOSE_SETTLE_MS = 300;
-const CONNECT_TIMEOUT_MS = 20_000;
+/**
+ * How long a storm may take to get every client subscribed: 20 s, or 1.5 ms a client where that
+ * is longer (30 s at 19,900): the cost of accepting and handshaking grows with N for everyone.
+ */
+function connectTimeoutMs(clients: number): number {
+  return Math.max(20_000, Math.ceil(clients * 1.5));
+}
 /** How long a server may take to close a run's connections after the load generator is gone. */
 const RELEASE_TIMEOUT_MS = 20_000;
 /** Per phase, on top of warm-up and window: publishing handshakes and the drain. */
 const PHASE_ALLOWANCE_MS = 12_000;
 /** Storm, retries, memory readings and the close. */
-const RUN_ALLOWANCE_MS = 2 * CONNECT_TIMEOUT_MS + 30_000;
+function runAllowanceMs(clients: number): number {
+  return 2 * connectTimeoutMs(clients) + 30_000;
+}
 
 export type Configuration = Omit<ConfigurationResult, 'runs' | 'summary' | 'notRun'>;
 
@@ -182,10 +190,11 @@ export async function runOnce(
     serverPids: server.pids,
     clockTicks: context.clockTicks,
     pollIntervalMs: options.pollIntervalMs,
-    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    connectTimeoutMs: connectTimeoutMs(configuration.clients),
   };
   const deadlineMs =
-    RUN_ALLOWANCE_MS + configuration.phases.length * (warmupMs + latencyMs + PHASE_ALLOWANCE_MS);
+    runAllowanceMs(configuration.clients) +
+    configuration.phases.length * (warmupMs + latencyMs + PHASE_ALLOWANCE_MS);
   const child = spawnNodeScript(LOAD_CORE, 'load/loadgen', [JSON.stringify(spec)]);
   const stderr = collectStderr(child);
   const unregister = context.register(() => child.kill('SIGKILL'));
