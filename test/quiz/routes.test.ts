@@ -1331,11 +1331,12 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
               return reply;
             }),
           );
-          // Every start has either been answered or is waiting for the table.
+          // Every start has either been answered or is waiting on a lock: the players table, or
+          // a row that another start, itself waiting for the table, has locked first.
           await until('every start answered or waiting', async () => {
             const { rows } = await blocker.query<{ waiting: number }>(
-              `select count(*)::int as waiting from pg_locks l join pg_class c on c.oid = l.relation
-               where c.relname = 'players' and not l.granted`,
+              `select count(*)::int as waiting from pg_stat_activity
+               where datname = current_database() and wait_event_type = 'Lock'`,
             );
             return settled.length + rows[0]!.waiting === replies.length ? true : undefined;
           });
