@@ -149,7 +149,13 @@ describe.skipIf(!chromiumAvailable())('nothing lost, in Chromium', () => {
     const timers: NodeJS.Timeout[] = [];
 
     beforeAll(async () => {
-      site = await startBrowserTestServer({ broker: { history: 1000 } });
+      // A replay buffer of 4 MiB covers about 7 s of this stream: on a busy machine a run of
+      // failed reconnects (a cut landing on each new transport) can last 2 s, which the default
+      // 1 MiB did not always cover.
+      site = await startBrowserTestServer({
+        broker: { history: 1000 },
+        gateway: { session: { maxQueuedBytes: 4 * 1_048_576 } },
+      });
       site.serve('/e2e/loss.html', PAGE);
     });
     afterAll(async () => {
