@@ -55,8 +55,10 @@ export abstract class BrokerSession {
   protected state: SessionState = 'new';
   protected readonly core: BrokerCore;
   protected readonly subscriptions = new Map<string, Subscription>();
-  /** STOMP 1.2 ack ids, across subscriptions. */
-  /** STOMP 1.2 ack ids of unacknowledged deliveries; made on the first (see Subscription.pending). */
+  /**
+   * STOMP 1.2 ack ids of unacknowledged deliveries, across subscriptions; made on the first (see
+   * Subscription.pending).
+   */
   private acksById: Map<string, PendingAck> | undefined;
   private transactions: Map<string, Transaction> | undefined;
   /** Bytes held in this session's open transactions, all together. */

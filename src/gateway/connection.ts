@@ -15,15 +15,13 @@ import {
   type StompVersion,
 } from '../protocol/index.js';
 import type { GatewayContext } from './context.js';
-import { encodeBatch } from './encode.js';
-import { encodeFor, GatewaySession, newGatewaySessionId } from './session.js';
+import { GatewaySession, newGatewaySessionId } from './session.js';
 import type { Transport } from './transport.js';
 
 type ConnectionState = 'new' | 'connecting' | 'open' | 'closed';
 
 /** Frames a browser may send while its login is being checked. More is a flood. */
 const MAX_FRAMES_WHILE_CONNECTING = 100;
-const HEART_BEAT: Uint8Array = new Uint8Array([10]);
 
 /**
  * One transport's worth of a browser conversation: it reads frames, handles CONNECT (a new
@@ -71,23 +69,11 @@ export class Connection {
     if (this.state === 'closed') return;
     if (this.outgoing.length === 0 && !this.heartBeatBytes) return;
     const transport = this.transport;
-    let written: boolean;
-    if (this.outgoing.length > 0 && transport.writeFrames !== undefined) {
-      written = transport.writeFrames(this.outgoing, this.version);
-    } else {
-      const chunks: (string | Uint8Array)[] = [];
-      let isText: boolean | undefined;
-      if (this.outgoing.length > 0 && !transport.textOnly) {
-        const batch = encodeBatch(this.outgoing, this.version);
-        chunks.push(batch.bytes);
-        isText = batch.isText;
-      } else {
-        for (const frame of this.outgoing)
-          chunks.push(encodeFor(frame, this.version, transport.textOnly));
-      }
-      if (chunks.length === 0) chunks.push(transport.textOnly ? '\n' : HEART_BEAT);
-      written = transport.write(chunks, isText);
-    }
+    // Data counts as a heart-beat: one is only sent when there is nothing else.
+    const written =
+      this.outgoing.length > 0
+        ? transport.writeFrames(this.outgoing, this.version)
+        : transport.writeHeartBeat();
     this.outgoing = [];
     this.heartBeatBytes = false;
     this.lastWriteAt = Date.now();
@@ -223,7 +209,9 @@ export class Connection {
     // The talk's STOMPClient.connect(host, port) names a broker; [access] says which may be named.
     const upstream = getHeader(frame, 'x-perigee-upstream');
     if (upstream !== undefined) this.context.upstreams.check(upstream);
-    const principal = await this.context.authorizer.authenticate(this.connectContext(frame));
+    const connectContext = this.connectContext(frame);
+    this.transport.releaseRequest?.();
+    const principal = await this.context.authorizer.authenticate(connectContext);
     if (this.state !== 'connecting') return; // the transport went away during the login check
 
     const resumeId = getHeader(frame, 'x-perigee-session');
@@ -296,7 +284,7 @@ export class Connection {
   }
 
   private connectContext(frame: Frame): ConnectContext {
-    const context: ConnectContext = {
+    return {
       login: getHeader(frame, 'login'),
       passcode: getHeader(frame, 'passcode'),
       authorization: getHeader(frame, 'Authorization') ?? getHeader(frame, 'authorization'),
@@ -306,8 +294,6 @@ export class Connection {
         remoteAddress: this.transport.remoteAddress,
       },
     };
-    this.transport.releaseRequest?.();
-    return context;
   }
 
   private startHeartBeats(client: ReturnType<typeof parseHeartBeat>): void {

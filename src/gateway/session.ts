@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { BackendChannel, Principal } from '../backend.js';
 import { PerigeeError } from '../errors.js';
 import {
-  encodeFrame,
-  encodeFrameText,
   EMPTY_BODY,
   getHeader,
   MessageDelivery,
@@ -320,13 +318,4 @@ export class GatewaySession {
       body: EMPTY_BODY,
     });
   }
-}
-
-/** Encodes frames for a transport: text for text-only ones, bytes otherwise. */
-export function encodeFor(
-  frame: Frame,
-  version: StompVersion,
-  textOnly: boolean,
-): string | Uint8Array {
-  return textOnly ? encodeFrameText(frame, version) : encodeFrame(frame, version);
 }

@@ -20,9 +20,9 @@ export type TransportName = (typeof TRANSPORT_NAMES)[number];
  * outlives the connection it stands for.
  *
  * Contract:
- * - `write` takes encoded STOMP frames (text for text-only transports, else bytes) and sends them
- *   in one write, in order. It never throws; it returns false once the transport holds more than
- *   it should (the session then treats the browser as slow).
+ * - `writeFrames` encodes a batch of STOMP frames and sends it in one write, in order;
+ *   `writeHeartBeat` sends a heart-beat. Neither throws; they return false once the transport
+ *   holds more than it should (the session then treats the browser as slow).
  * - `onData` receives what the browser sent, in order, in any chunking (frames may span calls).
  * - `onClose` fires exactly once, whoever closed.
  */
@@ -30,8 +30,6 @@ export interface Transport {
   readonly name: string;
   /** Browser-to-server traffic goes through separate requests (SockJS `*_send`, polling POSTs). */
   readonly unidirectional: boolean;
-  /** Only UTF-8 text can travel (SockJS messages are strings). */
-  readonly textOnly: boolean;
   /** Bytes handed to the transport and not yet on the wire. */
   readonly bufferedBytes: number;
   /**
@@ -48,17 +46,13 @@ export interface Transport {
   onData: ((data: string | Uint8Array) => void) | null;
   onClose: ((reason: string) => void) | null;
   /**
-   * Hands frames over; false when the transport's buffer is full. `isText` says, where the caller
-   * knows, whether the bytes are all UTF-8 (so that nobody has to scan them to find out).
+   * Encodes the frames and hands them over as one write. The transport encodes them itself so
+   * that it can reuse what every subscriber of a message shares: the WebSocket transport frames
+   * the batch in place as one buffer, SockJS transports JSON-escape a message's shared part once.
    */
-  write(frames: readonly (string | Uint8Array)[], isText?: boolean): boolean;
-  /**
-   * Like `write`, for a transport that encodes a batch of frames itself because it can reuse
-   * what every subscriber of a message shares: the WebSocket transport frames the batch in place
-   * as one buffer, SockJS transports JSON-escape a message's shared part once. Without it,
-   * frames are encoded by the connection and handed to `write`.
-   */
-  writeFrames?(frames: readonly Frame[], version: StompVersion): boolean;
+  writeFrames(frames: readonly Frame[], version: StompVersion): boolean;
+  /** A STOMP heart-beat: one end-of-line (STOMP 1.2 §Heart-beating). */
+  writeHeartBeat(): boolean;
   /** `code` follows the WebSocket close codes of the error table. */
   close(code: number, reason: string): void;
 }

@@ -218,3 +218,24 @@ describe('/stomp WebSocket messages', () => {
     expect(body).toEqual(Buffer.concat([binary, Buffer.from([0])]));
   });
 });
+
+describe('/stomp heart-beats', () => {
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    gateway = await startGateway({ gateway: { session: { pingInterval: 100 } } });
+  });
+  afterAll(() => gateway.close());
+
+  it('sends each heart-beat as a text message holding one end-of-line', async () => {
+    const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
+    const received: { data: Buffer; isBinary: boolean }[] = [];
+    socket.on('message', (data: Buffer, isBinary) => received.push({ data, isBinary }));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send('CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,100\n\n\0');
+    await until(() => received.filter(({ data }) => data.equals(Buffer.from('\n'))).length >= 2);
+    socket.close();
+    expect(received[0]!.data.toString()).toMatch(/^CONNECTED\n/);
+    const beats = received.slice(1);
+    expect(beats.every(({ data, isBinary }) => !isBinary && data.toString() === '\n')).toBe(true);
+  });
+});

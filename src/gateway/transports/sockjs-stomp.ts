@@ -40,7 +40,6 @@ function escapedTail(shared: SharedMessage, version: StompVersion): string {
 export class SockJSStompTransport implements Transport {
   readonly name: string;
   readonly unidirectional: boolean;
-  readonly textOnly = true;
   readonly requestHeaders: Readonly<Record<string, string | string[] | undefined>>;
   readonly remoteAddress: string | undefined;
   onData: ((data: string | Uint8Array) => void) | null = null;
@@ -61,11 +60,8 @@ export class SockJSStompTransport implements Transport {
     return this.connection.bufferedBytes;
   }
 
-  write(frames: readonly (string | Uint8Array)[]): boolean {
-    const text = frames
-      .map((frame) => (typeof frame === 'string' ? frame : new TextDecoder().decode(frame)))
-      .join('');
-    return this.connection.send(text);
+  writeHeartBeat(): boolean {
+    return this.connection.send('\n');
   }
 
   /**

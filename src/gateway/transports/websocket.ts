@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -8,6 +7,9 @@ import type { Transport } from '../transport.js';
 
 /** The longest header of an unmasked server frame: 2 bytes, then a 64-bit length (RFC 6455 §5.2). */
 const FRAME_HEADER_MAX = 10;
+
+/** A text message holding one end-of-line: FIN + text opcode, length 1, unmasked (§5.2). */
+const HEART_BEAT_MESSAGE = Buffer.from([0x81, 0x01, 0x0a]);
 
 /** The subprotocols of STOMP over WebSocket, best first. */
 const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
@@ -20,7 +22,6 @@ const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 export class WebSocketTransport implements Transport {
   readonly name = 'websocket';
   readonly unidirectional = false;
-  readonly textOnly = false;
   readonly remoteAddress: string | undefined;
   onData: ((data: string | Uint8Array) => void) | null = null;
   onClose: ((reason: string) => void) | null = null;
@@ -53,15 +54,8 @@ export class WebSocketTransport implements Transport {
     return this.socket.bufferedAmount;
   }
 
-  write(frames: readonly (string | Uint8Array)[], isText?: boolean): boolean {
-    if (this.socket.readyState !== this.socket.OPEN) return true;
-    const data =
-      frames.length === 1
-        ? toBuffer(frames[0]!)
-        : Buffer.concat(frames.map((frame) => toBuffer(frame)));
-    // Text frames are what browsers' STOMP clients expect; a body that is not UTF-8 must travel
-    // as a binary message instead (RFC 6455 §5.6: text frames carry UTF-8 only).
-    this.socket.send(data, { binary: !(isText ?? isUtf8(data)) });
+  writeHeartBeat(): boolean {
+    if (this.socket.readyState === this.socket.OPEN) this.stream.write(HEART_BEAT_MESSAGE);
     return true;
   }
 
@@ -109,14 +103,6 @@ export class WebSocketTransport implements Transport {
     // A peer that never answers the close handshake would hold the socket open.
     setTimeout(() => this.socket.terminate(), 2000).unref();
   }
-}
-
-function toBuffer(frame: string | Uint8Array): Buffer {
-  if (typeof frame === 'string') return Buffer.from(frame);
-  // The gateway's batches already are Buffers (encodeBatch): no second view per write.
-  return Buffer.isBuffer(frame)
-    ? frame
-    : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
 }
 
 export interface WebSocketEndpointOptions {
