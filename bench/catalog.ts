@@ -24,6 +24,18 @@ export const NODE_SERVER_KINDS: readonly ServerKind[] = [
   'perigee',
 ];
 
+/**
+ * Servers started afresh for every run, because they start in about a second: each run's memory
+ * figure is then what its N connections cost a fresh process. RabbitMQ takes seconds to start and
+ * keeps running; a server that ran before reuses the memory an earlier run freed, so its memory is
+ * read on its first run only.
+ */
+export const FRESH_PER_RUN_KINDS: readonly ServerKind[] = [
+  ...NODE_SERVER_KINDS,
+  'pushpin',
+  'nchan',
+];
+
 /** SockJS transports, as both sockjs-node and Perigee's `/sockjs` name them in URLs. */
 export type SockJSTransport =
   'websocket' | 'xhr-streaming' | 'eventsource' | 'htmlfile' | 'xhr-polling' | 'jsonp-polling';

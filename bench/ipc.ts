@@ -51,6 +51,8 @@ export interface StormFigures {
   firstError?: string;
   /** Clients that failed in the storm and again when retried. */
   lost: number;
+  /** Clients of the storm that were still not subscribed at its deadline. */
+  timedOut?: number;
 }
 
 export interface LatencyFigures {
@@ -121,6 +123,8 @@ export interface LoadSpec {
   phases: ('throughput' | 'latency')[];
   warmupMs: number;
   throughputMs: number;
+  /** Publishing at the fixed rate before the latency window; see latencyWindow() in runner.ts. */
+  latencyWarmupMs: number;
   latencyMs: number;
   /** Messages (or rounds) per second during the latency phase. */
   latencyRate: number;

@@ -81,7 +81,7 @@ Options:
   --transports LIST     only rows on these transports (websocket, eventsource, xhr-streaming, ...)
   --n LIST              client counts for every selected scenario (max ${MAX_CLIENTS})
   --runs N              runs per configuration; tables show the median [min–max] (default 3)
-  --duration S          measured seconds of each throughput and latency window (default 1.5)
+  --duration S          measured seconds of each throughput and latency window (default 1)
   --warmup S            seconds of publishing before a window is measured (default 0.3)
   --latency-load N      deliveries/s in every latency window (default 5000)
   --window N            deliveries the publisher may be ahead of the slowest subscriber (default 20000)
@@ -159,7 +159,7 @@ export function parseOptions(args: string[]): BenchOptions & { list: boolean } {
     clients,
     runs: integer('--runs', values.runs, quick ? 1 : 3, 1, 100),
     warmupSeconds: seconds('--warmup', values.warmup, quick ? 0.2 : 0.3, 0),
-    durationSeconds: seconds('--duration', values.duration, quick ? 0.5 : 1.5, 0.2),
+    durationSeconds: seconds('--duration', values.duration, quick ? 0.5 : 1, 0.2),
     latencyLoad: integer('--latency-load', values['latency-load'], 5000, 1, 10_000_000),
     windowDeliveries: integer('--window', values.window, 20_000, 1, 10_000_000),
     pollIntervalMs: integer('--poll-interval', values['poll-interval'], 1000, 0, 60_000),

@@ -97,9 +97,14 @@ function nextCommand<T extends LoadCommand['type']>(
   });
 }
 
+class NotSubscribedInTime extends Error {}
+
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not subscribed within ${ms} ms`)), ms);
+    const timer = setTimeout(
+      () => reject(new NotSubscribedInTime(`not subscribed within ${ms} ms`)),
+      ms,
+    );
     promise.then(
       () => {
         clearTimeout(timer);
@@ -131,13 +136,20 @@ async function storm(): Promise<StormFigures> {
   );
   const failed: number[] = [];
   let firstError: string | undefined;
+  let timedOut = 0;
   results.forEach((result, index) => {
     if (result.status === 'rejected') {
       failed.push(index);
       firstError ??= (result.reason as Error).message;
+      if (result.reason instanceof NotSubscribedInTime) timedOut++;
     }
   });
-  const figures: StormFigures = { ms: lastReadyAt - startedAt, errors: failed.length, lost: 0 };
+  const figures: StormFigures = {
+    ms: lastReadyAt - startedAt,
+    errors: failed.length,
+    lost: 0,
+    timedOut,
+  };
   if (firstError !== undefined) figures.firstError = firstError;
   // The scenarios after the storm need all N: the failed ones try again, calmly. When most
   // failed, the cause is not the storm: retrying would only take long.
@@ -252,7 +264,7 @@ async function latencyPhase(): Promise<LoadOutcome['latency']> {
       );
     }
   };
-  const warmupUntil = performance.now() + Math.max(300, spec.warmupMs);
+  const warmupUntil = startedAt + spec.latencyWarmupMs;
   while (performance.now() < warmupUntil) {
     await sleep(50);
     checkBacklog();

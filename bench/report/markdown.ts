@@ -119,7 +119,7 @@ export function renderMarkdownSection(results: BenchResults, jsonPath: string): 
     `Method: ${String(options.runs)} run(s) per row, each with fresh connections (their connect is a storm); ` +
       `${String(options.warmupSeconds)} s warm-up, then ${String(options.durationSeconds)} s measured per window. ` +
       `Max deliveries/s: closed loop, the publisher at most ${count(options.windowDeliveries ?? 0)} deliveries ahead of the slowest subscriber. ` +
-      `Latency: a fixed ${count(options.latencyLoad ?? 0)} deliveries/s for every row and N. Tables give the median [min–max].`,
+      `Latency: a fixed ${count(options.latencyLoad ?? 0)} deliveries/s for every row and N, in a window of whole periods of that rate (at least two messages) that opens and closes halfway between two messages. Tables give the median [min–max].`,
   );
 
   const fanout = measured(results, 'fanout');

@@ -224,10 +224,10 @@ async function pushpinHooks(): Promise<{ hooks: PublisherHooks; originPort: numb
       }
       await flush();
     },
-    async awaitSubscribers(count: number) {
+    async awaitSubscribers(count: number, _plan: TopicPlan, timeoutMs: number) {
       const note = await waitFor(
         () => holds >= count,
-        60_000,
+        timeoutMs,
         `the origin saw ${holds} of ${count} subscriptions`,
       );
       holds = 0;
@@ -270,7 +270,7 @@ function nchanHooks(): PublisherHooks {
       }
       await Promise.all(posts);
     },
-    async awaitSubscribers(count: number) {
+    async awaitSubscribers(count: number, _plan: TopicPlan, timeoutMs: number) {
       let seen = 0;
       return waitFor(
         async () => {
@@ -278,7 +278,7 @@ function nchanHooks(): PublisherHooks {
           seen = Number(/subscribers:\s*(\d+)/.exec(status)?.[1] ?? 0);
           return seen >= count;
         },
-        60_000,
+        timeoutMs,
         `nchan counted ${seen} of ${count} subscribers`,
       );
     },
