@@ -1,5 +1,5 @@
 import type { BackendChannel, Principal } from '../backend.js';
-import { MessageDelivery, type Frame, type Header, type StompVersion } from '../protocol/index.js';
+import { MessageDelivery, OwnHeaders, type Frame, type StompVersion } from '../protocol/index.js';
 import type { BrokerCore } from './core.js';
 import type { StoredMessage } from './message.js';
 import { BrokerSession } from './session.js';
@@ -54,15 +54,15 @@ export class ChannelSession extends BrokerSession implements BackendChannel {
     message: StoredMessage,
     ackId: string | undefined,
   ): void {
-    // Without an ack id the own headers are the subscription's alone: one array for all its
-    // deliveries, so that their encoded form is cached once (MessageDelivery.encodeHead).
-    const own: readonly Header[] =
+    // Without an ack id the own headers are the subscription's alone: one object for all its
+    // deliveries, so that their encoded form is cached once (OwnHeaders).
+    const own =
       ackId === undefined
-        ? (subscription.ownHeaders ??= [['subscription', subscription.id]])
-        : [
+        ? (subscription.ownHeaders ??= new OwnHeaders([['subscription', subscription.id]]))
+        : new OwnHeaders([
             ['subscription', subscription.id],
             ['ack', ackId],
-          ];
+          ]);
     this.deliverFrame(new MessageDelivery(own, message.shared));
   }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { unguessableId } from '../ids.js';
 import type { Principal } from '../backend.js';
 import { PerigeeError } from '../errors.js';
 import {
@@ -37,7 +37,7 @@ function heldSize(frame: Frame): number {
 
 /** Unguessable session ids (DESIGN.md §5: the `session` header of CONNECTED). */
 export function newSessionId(): string {
-  return randomBytes(16).toString('base64url');
+  return unguessableId(16);
 }
 
 /**

@@ -2,7 +2,7 @@ import {
   compilePattern,
   encodeUtf8,
   escapeHeader,
-  type Header,
+  type OwnHeaders,
   type PatternMatcher,
   type StompVersion,
 } from '../protocol/index.js';
@@ -45,7 +45,7 @@ export class Subscription {
   /** Whether the client sent an `id` (STOMP 1.0 allows SUBSCRIBE without one). */
   readonly explicitId: boolean;
   /** The own headers of this subscription's in-process deliveries (see ChannelSession). */
-  ownHeaders: readonly Header[] | undefined;
+  ownHeaders: OwnHeaders | undefined;
   private prefix: Uint8Array | undefined;
   private prefixVersion: StompVersion | undefined;
 

@@ -1,57 +1,85 @@
 import { isUtf8 } from 'node:buffer';
 import { encodeFrame, MessageDelivery, type Frame, type StompVersion } from '../protocol/index.js';
 
-/** One connection's queued frames, encoded as the bytes of one write. */
-export interface EncodedBatch {
-  readonly bytes: Buffer;
-  /** Every body is UTF-8: a WebSocket may carry the batch as a text message. */
-  readonly isText: boolean;
+/** A transport's own header in front of a batch (the WebSocket transport's RFC 6455 header). */
+export interface BatchFraming {
+  /** Bytes the header takes in front of a payload of `payloadLength` bytes. */
+  headerLength(payloadLength: number): number;
+  /** Writes the header into `bytes[0, headerLength)`. */
+  writeHeader(bytes: Buffer, payloadLength: number, isText: boolean): void;
 }
 
 /**
- * Encodes a batch into a single buffer, sized first and filled once. This is the per-delivery hot
- * path of every binary transport: a MESSAGE costs its own few header lines (subscription,
- * sequence) written in place, plus a copy of the shared tail that was encoded once per publish
- * for all subscribers. Whether the batch is text comes from what each message already knows,
- * never from scanning the bytes again.
+ * Encodes a batch into a single buffer, sized first and filled once: the bytes of one write. This
+ * is the per-delivery hot path of every binary transport. A MESSAGE costs a copy of its
+ * subscription's cached header prefix, its sequence digits and a copy of the shared tail that was
+ * encoded once per publish for all subscribers; no string is built per delivery. Whether the
+ * batch is text comes from what each message already knows, never from scanning the bytes again.
  *
- * `headroom` bytes are left free at the start for a transport's own framing header (the
- * WebSocket transport writes its frame header there), so that a batch is one buffer on the wire.
+ * `framing` writes a transport's header in front, in the same buffer, so that a batch is one
+ * buffer on the wire.
  */
 export function encodeBatch(
   frames: readonly Frame[],
   version: StompVersion,
-  headroom = 0,
-): EncodedBatch {
-  const heads: string[] = new Array<string>(frames.length);
-  const parts: Uint8Array[] = new Array<Uint8Array>(frames.length);
+  framing?: BatchFraming,
+): Buffer {
+  // One frame per batch is the common case at high fan-out: no per-batch arrays for it.
+  if (frames.length === 1) return encodeOne(frames[0]!, version, framing);
+  const others: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(frames.length);
   let total = 0;
   let isText = true;
   for (let i = 0; i < frames.length; i++) {
     const frame = frames[i]!;
     if (frame instanceof MessageDelivery) {
-      const head = frame.encodeHead(version);
-      const tail = frame.shared.tail(version);
-      heads[i] = head;
-      parts[i] = tail;
-      total += Buffer.byteLength(head) + tail.length;
+      total += frame.headLength(version) + frame.shared.tail(version).length;
       if (isText && !frame.shared.bodyIsText) isText = false;
     } else {
       const bytes = encodeFrame(frame, version);
-      heads[i] = '';
-      parts[i] = bytes;
+      others[i] = bytes;
       total += bytes.length;
-      if (isText && frame.body.length > 0 && !isUtf8(frame.body)) isText = false;
+      if (isText && !bodyIsText(frame)) isText = false;
     }
   }
-  const bytes = Buffer.allocUnsafe(headroom + total);
-  let offset = headroom;
+  const headerLength = framing ? framing.headerLength(total) : 0;
+  const bytes = Buffer.allocUnsafe(headerLength + total);
+  let offset = headerLength;
   for (let i = 0; i < frames.length; i++) {
-    const head = heads[i]!;
-    if (head.length > 0) offset += bytes.write(head, offset);
-    const part = parts[i]!;
-    bytes.set(part, offset);
-    offset += part.length;
+    const frame = frames[i]!;
+    const encoded = others[i];
+    if (encoded !== undefined) {
+      bytes.set(encoded, offset);
+      offset += encoded.length;
+    } else {
+      const delivery = frame as MessageDelivery;
+      offset = delivery.writeHead(bytes, offset, version);
+      const tail = delivery.shared.tail(version);
+      bytes.set(tail, offset);
+      offset += tail.length;
+    }
   }
-  return { bytes, isText };
+  framing?.writeHeader(bytes, total, isText);
+  return bytes;
+}
+
+function encodeOne(frame: Frame, version: StompVersion, framing: BatchFraming | undefined): Buffer {
+  if (frame instanceof MessageDelivery) {
+    const tail = frame.shared.tail(version);
+    const total = frame.headLength(version) + tail.length;
+    const headerLength = framing ? framing.headerLength(total) : 0;
+    const bytes = Buffer.allocUnsafe(headerLength + total);
+    bytes.set(tail, frame.writeHead(bytes, headerLength, version));
+    framing?.writeHeader(bytes, total, frame.shared.bodyIsText);
+    return bytes;
+  }
+  const encoded = encodeFrame(frame, version);
+  const headerLength = framing ? framing.headerLength(encoded.length) : 0;
+  const bytes = Buffer.allocUnsafe(headerLength + encoded.length);
+  bytes.set(encoded, headerLength);
+  framing?.writeHeader(bytes, encoded.length, bodyIsText(frame));
+  return bytes;
+}
+
+function bodyIsText(frame: Frame): boolean {
+  return frame.body.length === 0 || isUtf8(frame.body);
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { unguessableId } from '../ids.js';
 import type { BackendChannel, Principal } from '../backend.js';
 import { PerigeeError } from '../errors.js';
 import {
@@ -26,7 +26,7 @@ const REMEMBERED_RECEIPTS = 256;
 
 /** Unguessable ids: the STOMP `session` header is what a browser presents to resume. */
 export function newGatewaySessionId(): string {
-  return randomBytes(18).toString('base64url');
+  return unguessableId(18);
 }
 
 /**

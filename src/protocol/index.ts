@@ -26,7 +26,12 @@ export {
   encodeHeaderLines,
   type PreEncodedFrame,
 } from './serializer.js';
-export { MessageDelivery, SharedMessage, type HeadTextForm } from './message-delivery.js';
+export {
+  MessageDelivery,
+  OwnHeaders,
+  SharedMessage,
+  type HeadTextForm,
+} from './message-delivery.js';
 export {
   heartBeatDeadline,
   negotiateHeartBeat,

@@ -75,21 +75,59 @@ export class SharedMessage {
 }
 
 /**
- * One MESSAGE frame for one subscriber: its own leading headers (`subscription`, `ack`, …)
- * followed by a {@link SharedMessage}. It is a {@link Frame} like any other, but encoding it
- * copies the shared part instead of escaping it again.
+ * A subscription's own leading MESSAGE headers (`subscription`, and `ack` where each delivery has
+ * its own), with their encoded forms cached: a subscription keeps one for all its deliveries, so
+ * the command line and these headers are escaped once per subscription, not once per delivery.
+ */
+export class OwnHeaders {
+  readonly headers: readonly Header[];
+  private readonly text: Partial<Record<StompVersion, string>> = {};
+  private readonly bytes: Partial<Record<StompVersion, Uint8Array>> = {};
+  /** The prefix rewritten by a transport's text form, by form and version. */
+  private formed: Map<HeadTextForm, Partial<Record<StompVersion, string>>> | undefined;
+
+  constructor(headers: readonly Header[]) {
+    this.headers = headers;
+  }
+
+  /** `MESSAGE\n` and the encoded own headers. */
+  prefix(version: StompVersion): string {
+    return (this.text[version] ??=
+      `MESSAGE\n${encodeHeaderLines('MESSAGE', this.headers, version)}`);
+  }
+
+  /** {@link prefix} as UTF-8. */
+  prefixBytes(version: StompVersion): Uint8Array {
+    return (this.bytes[version] ??= encodeUtf8(this.prefix(version)));
+  }
+
+  /** {@link prefix} rewritten by `form`. */
+  prefixAs(version: StompVersion, form: HeadTextForm): string {
+    let byVersion = this.formed?.get(form);
+    if (byVersion === undefined) {
+      byVersion = {};
+      (this.formed ??= new Map()).set(form, byVersion);
+    }
+    return (byVersion[version] ??= form.escape(this.prefix(version)));
+  }
+}
+
+/**
+ * One MESSAGE frame for one subscriber: its own leading headers followed by a
+ * {@link SharedMessage}. It is a {@link Frame} like any other, but encoding it copies the shared
+ * part instead of escaping it again.
  */
 export class MessageDelivery implements PreEncodedFrame {
   readonly command = 'MESSAGE';
-  /** Headers of this subscription's deliveries; the same array for all of them may be passed. */
-  readonly own: readonly Header[];
+  readonly own: OwnHeaders;
   readonly shared: SharedMessage;
   /** A gateway session's `x-perigee-seq`, written after `own` (0: none). */
   readonly seq: number;
   private allHeaders: readonly Header[] | undefined;
 
-  constructor(own: readonly Header[], shared: SharedMessage, seq = 0) {
-    this.own = own;
+  /** `own`: a subscription's {@link OwnHeaders}, the same for all its deliveries, or headers. */
+  constructor(own: OwnHeaders | readonly Header[], shared: SharedMessage, seq = 0) {
+    this.own = own instanceof OwnHeaders ? own : new OwnHeaders(own);
     this.shared = shared;
     this.seq = seq;
   }
@@ -101,7 +139,7 @@ export class MessageDelivery implements PreEncodedFrame {
 
   get headers(): readonly Header[] {
     if (this.allHeaders) return this.allHeaders;
-    const all = [...this.own];
+    const all = [...this.own.headers];
     if (this.seq !== 0) all.push(['x-perigee-seq', String(this.seq)]);
     all.push(...this.shared.headers);
     return (this.allHeaders = all);
@@ -111,32 +149,44 @@ export class MessageDelivery implements PreEncodedFrame {
     return this.shared.body;
   }
 
-  /**
-   * What comes before the shared tail: the command line, the own headers and the sequence. The
-   * first two are the same for every delivery of a subscription and are escaped once for all.
-   */
+  /** What comes before the shared tail: the command line, the own headers and the sequence. */
   encodeHead(version: StompVersion): string {
-    const prefix = ownPrefix(this.own, version);
+    const prefix = this.own.prefix(version);
     return this.seq === 0 ? prefix : `${prefix}x-perigee-seq:${this.seq}\n`;
   }
 
-  /**
-   * {@link encodeHead} rewritten by `form` (a transport's escaping), with the rewritten prefix
-   * cached like the plain one: per delivery only the sequence line is new.
-   */
+  /** {@link encodeHead} rewritten by `form` (a transport's escaping); only the sequence is new. */
   encodeHeadAs(version: StompVersion, form: HeadTextForm): string {
-    let prefixes = formPrefixes.get(form);
-    if (prefixes === undefined) {
-      prefixes = new WeakMap();
-      formPrefixes.set(form, prefixes);
-    }
-    let byVersion = prefixes.get(this.own);
-    if (byVersion === undefined) {
-      byVersion = {};
-      prefixes.set(this.own, byVersion);
-    }
-    const prefix = (byVersion[version] ??= form.escape(ownPrefix(this.own, version)));
+    const prefix = this.own.prefixAs(version, form);
     return this.seq === 0 ? prefix : `${prefix}x-perigee-seq:${this.seq}${form.newline}`;
+  }
+
+  /** {@link encodeHead}'s length in bytes, without building it (the sequence line is ASCII). */
+  headLength(version: StompVersion): number {
+    const prefix = this.own.prefixBytes(version).length;
+    return this.seq === 0 ? prefix : prefix + SEQUENCE_LINE_FIXED + decimalDigits(this.seq);
+  }
+
+  /**
+   * Writes {@link encodeHead} into `target` at `offset` and returns the offset after it: a copy of
+   * the subscription's cached prefix, then the sequence line digit by digit. No string is made
+   * per delivery, which matters at one delivery per subscriber per message.
+   */
+  writeHead(target: Uint8Array, offset: number, version: StompVersion): number {
+    const prefix = this.own.prefixBytes(version);
+    target.set(prefix, offset);
+    offset += prefix.length;
+    if (this.seq === 0) return offset;
+    target.set(SEQUENCE_NAME, offset);
+    offset += SEQUENCE_NAME.length;
+    const end = offset + decimalDigits(this.seq);
+    let value = this.seq;
+    for (let at = end - 1; at >= offset; at--) {
+      target[at] = 0x30 + (value % 10);
+      value = Math.floor(value / 10);
+    }
+    target[end] = 0x0a;
+    return end + 1;
   }
 
   /** The whole frame as text. */
@@ -163,20 +213,16 @@ export interface HeadTextForm {
   readonly newline: string;
 }
 
-/** {@link ownPrefix} rewritten, by form, header array and version. */
-const formPrefixes = new WeakMap<
-  HeadTextForm,
-  WeakMap<readonly Header[], Partial<Record<StompVersion, string>>>
->();
+const SEQUENCE_NAME = encodeUtf8('x-perigee-seq:');
+/** The sequence line's bytes besides its digits: the name, the colon and the line feed. */
+const SEQUENCE_LINE_FIXED = SEQUENCE_NAME.length + 1;
 
-/** `MESSAGE\n` and the encoded own headers, by header array and version. */
-const ownPrefixes = new WeakMap<readonly Header[], Partial<Record<StompVersion, string>>>();
-
-function ownPrefix(own: readonly Header[], version: StompVersion): string {
-  let byVersion = ownPrefixes.get(own);
-  if (byVersion === undefined) {
-    byVersion = {};
-    ownPrefixes.set(own, byVersion);
+/** How many decimal digits a positive safe integer has. */
+function decimalDigits(value: number): number {
+  let digits = 1;
+  while (value >= 10) {
+    value = Math.floor(value / 10);
+    digits++;
   }
-  return (byVersion[version] ??= `MESSAGE\n${encodeHeaderLines('MESSAGE', own, version)}`);
+  return digits;
 }

@@ -139,6 +139,30 @@ describe('STOMP codec properties', () => {
     );
   });
 
+  it('a MessageDelivery writes its head in bytes exactly as its text head encodes', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 8 }),
+        fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 99 }), fc.maxSafeNat()),
+        fc.constantFrom(...versions),
+        fc.nat({ max: 5 }),
+        (id, seq, version, offset) => {
+          const shared = new SharedMessage([['destination', '/topic/a']], new Uint8Array(0));
+          const delivery = new MessageDelivery([['subscription', id]], shared, seq);
+          const expected = Buffer.from(delivery.encodeHead(version));
+          expect(delivery.headLength(version)).toBe(expected.length);
+          const target = Buffer.alloc(offset + expected.length + 1, 0xee);
+          expect(delivery.writeHead(target, offset, version)).toBe(offset + expected.length);
+          expect(target.subarray(offset, offset + expected.length)).toEqual(expected);
+          // Nothing written outside its place.
+          expect(target.subarray(0, offset).every((byte) => byte === 0xee)).toBe(true);
+          expect(target[offset + expected.length]).toBe(0xee);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('random bytes never make the parser throw anything but a PerigeeError', () => {
     const prefix = fc.constantFrom(
       '',

@@ -2,11 +2,32 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Frame, StompVersion } from '../../protocol/index.js';
-import { encodeBatch } from '../encode.js';
+import { encodeBatch, type BatchFraming } from '../encode.js';
 import type { Transport } from '../transport.js';
 
-/** The longest header of an unmasked server frame: 2 bytes, then a 64-bit length (RFC 6455 §5.2). */
-const FRAME_HEADER_MAX = 10;
+/**
+ * The header of an unmasked server data frame (RFC 6455 §5.2), written in front of a batch: FIN
+ * and the opcode (0x1 text, UTF-8 only, §5.6; 0x2 binary), then the payload length in 7 bits, or
+ * 126 and 16 bits, or 127 and 64 bits.
+ */
+const WEBSOCKET_FRAMING: BatchFraming = {
+  headerLength(payloadLength) {
+    return payloadLength < 126 ? 2 : payloadLength < 0x10000 ? 4 : 10;
+  },
+  writeHeader(bytes, payloadLength, isText) {
+    bytes[0] = isText ? 0x81 : 0x82;
+    if (payloadLength < 126) {
+      bytes[1] = payloadLength;
+    } else if (payloadLength < 0x10000) {
+      bytes[1] = 126;
+      bytes.writeUInt16BE(payloadLength, 2);
+    } else {
+      bytes[1] = 127;
+      bytes.writeUInt32BE(Math.floor(payloadLength / 0x100000000), 2);
+      bytes.writeUInt32BE(payloadLength >>> 0, 6);
+    }
+  },
+};
 
 /** A text message holding one end-of-line: FIN + text opcode, length 1, unmasked (§5.2). */
 const HEART_BEAT_MESSAGE = Buffer.from([0x81, 0x01, 0x0a]);
@@ -68,27 +89,7 @@ export class WebSocketTransport implements Transport {
    */
   writeFrames(frames: readonly Frame[], version: StompVersion): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return true;
-    const batch = encodeBatch(frames, version, FRAME_HEADER_MAX);
-    const bytes = batch.bytes;
-    const length = bytes.length - FRAME_HEADER_MAX;
-    let start: number;
-    // RFC 6455 §5.2: payload length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
-    if (length < 126) {
-      start = FRAME_HEADER_MAX - 2;
-      bytes[start + 1] = length;
-    } else if (length < 0x10000) {
-      start = FRAME_HEADER_MAX - 4;
-      bytes[start + 1] = 126;
-      bytes.writeUInt16BE(length, start + 2);
-    } else {
-      start = 0;
-      bytes[1] = 127;
-      bytes.writeUInt32BE(Math.floor(length / 0x100000000), 2);
-      bytes.writeUInt32BE(length >>> 0, 6);
-    }
-    // FIN and the opcode: 0x1 text (UTF-8 only, §5.6), 0x2 binary.
-    bytes[start] = batch.isText ? 0x81 : 0x82;
-    this.stream.write(bytes.subarray(start));
+    this.stream.write(encodeBatch(frames, version, WEBSOCKET_FRAMING));
     return true;
   }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { unguessableId } from '../../../ids.js';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
@@ -24,7 +24,7 @@ export interface RawWebSocketHost {
  * for proxies and load balancers.
  */
 export class RawWebSocketConnection implements SockJSConnection, Flushable {
-  readonly id = randomBytes(16).toString('base64url');
+  readonly id = unguessableId(16);
   readonly transport = 'sockjs-raw-websocket';
   readonly headers: IncomingHttpHeaders;
   readonly remoteAddress: string | undefined;
