@@ -19,6 +19,9 @@ export interface MemoryFigures {
   heapPerConnection: number | null;
 }
 
+/** A run's note when a server that ran an earlier run was not read for memory (runner.ts). */
+export const MEMORY_NOT_READ_NOTE = 'memory not read: the server ran an earlier run';
+
 export interface RunRecord {
   run: number;
   memory?: MemoryFigures | { failed: string };

@@ -7,6 +7,7 @@ import type { BenchResults, ConfigurationResult } from '../results.js';
 import {
   count,
   failureText,
+  find,
   kilobytes,
   marginalRss,
   measured,
@@ -15,6 +16,7 @@ import {
   percent,
   plain,
   rate,
+  readOnFirstRunOnly,
   targetChecks,
 } from './format.js';
 
@@ -187,7 +189,13 @@ export function renderMarkdownSection(results: BenchResults, jsonPath: string): 
       ),
     );
   }
-  const memory = results.configurations.filter((c) => c.topicMode === 'one');
+  // Own-topics rows too where they hold the only reading (RabbitMQ's first run).
+  const memory = results.configurations.filter(
+    (c) =>
+      c.topicMode === 'one' ||
+      (c.summary.rssPerConnection !== undefined &&
+        find(results, c.target, c.clients)?.summary.rssPerConnection === undefined),
+  );
   if (memory.length > 0) {
     out.push(
       '',
@@ -201,13 +209,9 @@ export function renderMarkdownSection(results: BenchResults, jsonPath: string): 
         [...memory]
           .sort((a, b) => a.target.localeCompare(b.target) || a.clients - b.clients)
           .map((c) => [
-            c.target,
+            c.topicMode === 'each' ? `${c.target} (own topics)` : c.target,
             count(c.clients),
-            c.notRun !== undefined
-              ? `not run: ${c.notRun}`
-              : c.summary.rssPerConnection
-                ? kilobytes(c.summary.rssPerConnection)
-                : `failed: ${failureText(c) ?? '?'}`,
+            rssCell(c),
             kilobytes(c.summary.heapPerConnection),
             marginalText(memory, c),
           ]),
@@ -314,4 +318,17 @@ export async function updateBenchmarksFile(file: string, section: string): Promi
   }
   writeFileSync(file, updated);
   return `Tables written to BENCHMARKS.md (between ${BEGIN_MARKER} and ${END_MARKER}).`;
+}
+
+/** A memory table's RSS cell: the figure, or why there is none. */
+function rssCell(configuration: ConfigurationResult): string {
+  if (configuration.notRun !== undefined) return `not run: ${configuration.notRun}`;
+  if (configuration.summary.rssPerConnection) {
+    return kilobytes(configuration.summary.rssPerConnection);
+  }
+  const failure = failureText(configuration);
+  if (failure !== undefined) return `failed: ${failure}`;
+  return readOnFirstRunOnly(configuration)
+    ? 'not read: read on the server’s first run only'
+    : 'not read';
 }
