@@ -207,12 +207,14 @@ export async function runOnce(
   const warmupMs = options.warmupSeconds * 1000;
   const durationMs = options.durationSeconds * 1000;
   // A short-polling client hears of messages once per poll interval: a window of one interval
-  // would catch 0, 1 or 2 polls per client; three average that out.
+  // would catch 0, 1 or 2 polls per client; three average that out. And it enters the phase
+  // waiting out an interval after the drain's empty polls: the warm-up covers that wait, or the
+  // window's first interval delivers nothing and the load reads as not sustained.
   const driver = targetInfo(configuration.target).driver;
   const shortPolling = driver.kind === 'sockjs' && driver.shortPolling === true;
   const { latencyWarmupMs, latencyMs } = latencyWindow(
     configuration.latencyRate,
-    warmupMs,
+    shortPolling ? Math.max(warmupMs, 1.5 * options.pollIntervalMs) : warmupMs,
     shortPolling ? Math.max(durationMs, 3 * options.pollIntervalMs) : durationMs,
   );
   const spec: LoadSpec = {
