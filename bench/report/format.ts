@@ -61,6 +61,38 @@ export function okMark(
   return ok === total || total === 0 ? '' : ` (${ok}/${total} ok)`;
 }
 
+/**
+ * The rows of the memory table and plot: every single-topic row, and an own-topics row where it
+ * holds the only reading at its N (RabbitMQ's memory is read on its first run, an own-topics one).
+ */
+export function memoryRows(results: BenchResults): ConfigurationResult[] {
+  return results.configurations
+    .filter(
+      (c) =>
+        c.topicMode === 'one' ||
+        (c.summary.rssPerConnection !== undefined &&
+          find(results, c.target, c.clients)?.summary.rssPerConnection === undefined),
+    )
+    .sort((a, b) => a.target.localeCompare(b.target) || a.clients - b.clients);
+}
+
+/** A row's name in the memory table and plot. */
+export function memoryRowLabel(configuration: ConfigurationResult): string {
+  return configuration.topicMode === 'each'
+    ? `${configuration.target} (own topics)`
+    : configuration.target;
+}
+
+/** Why a memory row has no figure. */
+export function noMemoryReason(configuration: ConfigurationResult): string {
+  if (configuration.notRun !== undefined) return `not run: ${configuration.notRun}`;
+  const failure = failureText(configuration);
+  if (failure !== undefined) return `failed: ${failure}`;
+  return readOnFirstRunOnly(configuration)
+    ? 'not read: read on the server’s first run only'
+    : 'not read';
+}
+
 /** Whether no run read memory because the server had run an earlier row (RabbitMQ). */
 export function readOnFirstRunOnly(configuration: ConfigurationResult): boolean {
   return (

@@ -1,6 +1,13 @@
 /** bench/results/<timestamp>.html: the plots (hand-written SVG) and the same tables as BENCHMARKS.md. */
 import type { BenchResults, ConfigurationResult } from '../results.js';
-import { count, failureText, measured } from './format.js';
+import {
+  count,
+  failureText,
+  measured,
+  memoryRowLabel,
+  memoryRows,
+  noMemoryReason,
+} from './format.js';
 import { renderMarkdownSection } from './markdown.js';
 import { barChart, escapeXml, lineChart, type Bar, type Series } from './svg.js';
 
@@ -67,18 +74,14 @@ function latencyCdf(
 
 function memoryBars(results: BenchResults): string | undefined {
   const bars: Bar[] = [];
-  const configurations = results.configurations
-    .filter((c) => c.topicMode === 'one')
-    .sort((a, b) => a.target.localeCompare(b.target) || a.clients - b.clients);
-  for (const c of configurations) {
+  for (const c of memoryRows(results)) {
     const value = c.summary.rssPerConnection?.median;
     const bar: Bar = {
-      label: `${c.target} N=${count(c.clients)}`,
+      label: `${memoryRowLabel(c)} N=${count(c.clients)}`,
       value: value === undefined ? undefined : value / 1024,
       group: `N=${c.clients}`,
     };
-    if (value === undefined)
-      bar.note = c.notRun !== undefined ? 'not run' : (failureText(c) ?? 'no figure').slice(0, 60);
+    if (value === undefined) bar.note = noMemoryReason(c).slice(0, 60);
     bars.push(bar);
   }
   if (bars.length === 0) return undefined;

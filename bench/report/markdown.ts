@@ -7,16 +7,17 @@ import type { BenchResults, ConfigurationResult } from '../results.js';
 import {
   count,
   failureText,
-  find,
   kilobytes,
   marginalRss,
   measured,
+  memoryRowLabel,
+  memoryRows,
   ms,
+  noMemoryReason,
   okMark,
   percent,
   plain,
   rate,
-  readOnFirstRunOnly,
   targetChecks,
 } from './format.js';
 
@@ -189,13 +190,7 @@ export function renderMarkdownSection(results: BenchResults, jsonPath: string): 
       ),
     );
   }
-  // Own-topics rows too where they hold the only reading (RabbitMQ's first run).
-  const memory = results.configurations.filter(
-    (c) =>
-      c.topicMode === 'one' ||
-      (c.summary.rssPerConnection !== undefined &&
-        find(results, c.target, c.clients)?.summary.rssPerConnection === undefined),
-  );
+  const memory = memoryRows(results);
   if (memory.length > 0) {
     out.push(
       '',
@@ -206,15 +201,13 @@ export function renderMarkdownSection(results: BenchResults, jsonPath: string): 
       table(
         ['row', 'N', 'RSS KB / conn', 'heap KB / conn', 'marginal RSS KB / conn'],
         ['---', '---:', '---:', '---:', '---:'],
-        [...memory]
-          .sort((a, b) => a.target.localeCompare(b.target) || a.clients - b.clients)
-          .map((c) => [
-            c.topicMode === 'each' ? `${c.target} (own topics)` : c.target,
-            count(c.clients),
-            rssCell(c),
-            kilobytes(c.summary.heapPerConnection),
-            marginalText(memory, c),
-          ]),
+        memory.map((c) => [
+          memoryRowLabel(c),
+          count(c.clients),
+          rssCell(c),
+          kilobytes(c.summary.heapPerConnection),
+          marginalText(memory, c),
+        ]),
       ),
     );
     out.push(
@@ -322,13 +315,6 @@ export async function updateBenchmarksFile(file: string, section: string): Promi
 
 /** A memory table's RSS cell: the figure, or why there is none. */
 function rssCell(configuration: ConfigurationResult): string {
-  if (configuration.notRun !== undefined) return `not run: ${configuration.notRun}`;
-  if (configuration.summary.rssPerConnection) {
-    return kilobytes(configuration.summary.rssPerConnection);
-  }
-  const failure = failureText(configuration);
-  if (failure !== undefined) return `failed: ${failure}`;
-  return readOnFirstRunOnly(configuration)
-    ? 'not read: read on the server’s first run only'
-    : 'not read';
+  const rss = configuration.summary.rssPerConnection;
+  return rss ? kilobytes(rss) : noMemoryReason(configuration);
 }

@@ -197,7 +197,9 @@ export function barChart(
   options: { title: string; unit: string; format?: (value: number) => string },
 ): string {
   const width = 900;
-  const labelWidth = 230;
+  // Labels are right-aligned against the bars: room for the longest (about 6.6 px a character).
+  const longestLabel = Math.max(0, ...bars.map((bar) => bar.label.length));
+  const labelWidth = Math.min(360, Math.max(230, Math.ceil(longestLabel * 6.6) + 12));
   const rowHeight = 20;
   const top = 40;
   const plotRight = width - 150;
