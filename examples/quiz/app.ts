@@ -201,26 +201,36 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
   });
 
   // Accounts.
-  fastify.get('/register', async (_request, reply) =>
-    render(reply, 'register.njk', { values: {} }),
+  // Where to go after signing up: a newcomer sent to log in (`/login?next=…`) who follows "Sign
+  // up" instead still lands on the page that sent them.
+  fastify.get('/register', async (request, reply) =>
+    render(reply, 'register.njk', {
+      values: {},
+      next: safeNext(textOf((request.query as { next?: unknown }).next)),
+    }),
   );
   fastify.post('/register', async (request, reply) => {
     const form = request.body as Record<string, unknown>;
     const username = textOf(form.username).trim();
     const password = textOf(form.password);
+    const next = safeNext(textOf(form.next));
     const problems = registrationProblems(username, password, textOf(form.confirm));
     if (problems.length > 0)
-      return render(reply, 'register.njk', { problems, values: { username } }, 400);
+      return render(reply, 'register.njk', { problems, values: { username }, next }, 400);
     const user = await createUser(db, username, password);
     if (!user)
       return render(
         reply,
         'register.njk',
-        { problems: [`The name ${username} is taken. Choose another.`], values: { username } },
+        {
+          problems: [`The name ${username} is taken. Choose another.`],
+          values: { username },
+          next,
+        },
         409,
       );
     await startSession(request, reply, db, user);
-    return reply.redirect(safeNext(textOf(form.next)), 303);
+    return reply.redirect(next, 303);
   });
   fastify.get('/login', async (request, reply) =>
     render(reply, 'login.njk', {

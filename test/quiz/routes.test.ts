@@ -470,6 +470,41 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
       expect(fieldValue(again.text, 'username')).toBe(username);
     });
 
+    it('sends a newcomer who signs up from the login page on to where they were going', async () => {
+      const visitor = browser();
+      const login = await visitor.get('/login?next=%2Fquizzes%2Fnew');
+      const signUp = /New here\? <a href="([^"]*)"/.exec(login.text)?.[1];
+      expect(signUp).toBe('/register?next=%2Fquizzes%2Fnew');
+      const form = await visitor.get(signUp!);
+      expect(fieldValue(form.text, 'next')).toBe('/quizzes/new');
+      expect(form.text).toContain('href="/login?next=%2Fquizzes%2Fnew"');
+      // A refused attempt keeps it too.
+      const refused = await visitor.post('/register', {
+        username: 'ab',
+        password: 'correct horse',
+        confirm: 'correct horse',
+        next: '/quizzes/new',
+      });
+      expect(refused.status).toBe(400);
+      expect(fieldValue(refused.text, 'next')).toBe('/quizzes/new');
+      const created = await visitor.post('/register', {
+        username: name('Dora'),
+        password: 'correct horse',
+        confirm: 'correct horse',
+        next: '/quizzes/new',
+      });
+      expect(created.status).toBe(303);
+      expect(created.location).toBe('/quizzes/new');
+      // Only paths on this site: anything else goes home.
+      const elsewhere = await browser().post('/register', {
+        username: name('Eve'),
+        password: 'correct horse',
+        confirm: 'correct horse',
+        next: '//evil.example/',
+      });
+      expect(elsewhere.location).toBe('/');
+    });
+
     it('explains what is wrong with a registration', async () => {
       const visitor = browser();
       const short = await visitor.post('/register', {
