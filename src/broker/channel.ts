@@ -58,7 +58,7 @@ export class ChannelSession extends BrokerSession implements BackendChannel {
     // deliveries, so that their encoded form is cached once (OwnHeaders).
     const own =
       ackId === undefined
-        ? (subscription.ownHeaders ??= new OwnHeaders([['subscription', subscription.id]]))
+        ? subscription.ownHeaders
         : new OwnHeaders([
             ['subscription', subscription.id],
             ['ack', ackId],

@@ -1,11 +1,4 @@
-import {
-  compilePattern,
-  encodeUtf8,
-  escapeHeader,
-  type OwnHeaders,
-  type PatternMatcher,
-  type StompVersion,
-} from '../protocol/index.js';
+import { compilePattern, OwnHeaders, type PatternMatcher } from '../protocol/index.js';
 import type { StoredMessage } from './message.js';
 import type { BrokerSession } from './session.js';
 
@@ -44,10 +37,7 @@ export class Subscription {
   pending: Map<string, PendingAck> | undefined;
   /** Whether the client sent an `id` (STOMP 1.0 allows SUBSCRIBE without one). */
   readonly explicitId: boolean;
-  /** The own headers of this subscription's in-process deliveries (see ChannelSession). */
-  ownHeaders: OwnHeaders | undefined;
-  private prefix: Uint8Array | undefined;
-  private prefixVersion: StompVersion | undefined;
+  private own: OwnHeaders | undefined;
 
   constructor(init: {
     id: string;
@@ -78,16 +68,11 @@ export class Subscription {
   }
 
   /**
-   * The encoded start of every MESSAGE for this subscription: the command line and the
-   * `subscription` header. Built once, since it is the same for every message.
+   * The headers that start every MESSAGE of this subscription (`subscription`, when there is no
+   * per-delivery `ack`), with their encoded forms cached once per version: the same for every
+   * message, whatever session carries it (TCP or in-process).
    */
-  messagePrefix(version: StompVersion): Uint8Array {
-    if (this.prefix === undefined || this.prefixVersion !== version) {
-      const id =
-        version === '1.0' ? this.id.replace(/[\r\n]/g, ' ') : escapeHeader(this.id, version);
-      this.prefix = encodeUtf8(`MESSAGE\nsubscription:${id}\n`);
-      this.prefixVersion = version;
-    }
-    return this.prefix;
+  get ownHeaders(): OwnHeaders {
+    return (this.own ??= new OwnHeaders([['subscription', this.id]]));
   }
 }

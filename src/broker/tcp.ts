@@ -120,7 +120,7 @@ export class TcpSession extends BrokerSession {
     message: StoredMessage,
     ackId: string | undefined,
   ): void {
-    this.enqueue(subscription.messagePrefix(this.version));
+    this.enqueue(subscription.ownHeaders.prefixBytes(this.version));
     if (ackId !== undefined) this.enqueue(encodeUtf8(`ack:${ackId}\n`));
     this.enqueue(message.shared.tail(this.version));
   }

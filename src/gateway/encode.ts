@@ -24,9 +24,9 @@ export function encodeBatch(
   version: StompVersion,
   framing?: BatchFraming,
 ): Buffer {
-  // One frame per batch is the common case at high fan-out: no per-batch arrays for it.
-  if (frames.length === 1) return encodeOne(frames[0]!, version, framing);
-  const others: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(frames.length);
+  // Frames other than MESSAGE deliveries are encoded whole; the array for them is only made when
+  // a batch has one (most batches are deliveries alone).
+  let others: (Uint8Array | undefined)[] | undefined;
   let total = 0;
   let isText = true;
   for (let i = 0; i < frames.length; i++) {
@@ -36,22 +36,21 @@ export function encodeBatch(
       if (isText && !frame.shared.bodyIsText) isText = false;
     } else {
       const bytes = encodeFrame(frame, version);
-      others[i] = bytes;
+      (others ??= new Array<Uint8Array | undefined>(frames.length))[i] = bytes;
       total += bytes.length;
-      if (isText && !bodyIsText(frame)) isText = false;
+      if (isText && frame.body.length > 0 && !isUtf8(frame.body)) isText = false;
     }
   }
   const headerLength = framing ? framing.headerLength(total) : 0;
   const bytes = Buffer.allocUnsafe(headerLength + total);
   let offset = headerLength;
   for (let i = 0; i < frames.length; i++) {
-    const frame = frames[i]!;
-    const encoded = others[i];
+    const encoded = others?.[i];
     if (encoded !== undefined) {
       bytes.set(encoded, offset);
       offset += encoded.length;
     } else {
-      const delivery = frame as MessageDelivery;
+      const delivery = frames[i] as MessageDelivery;
       offset = delivery.writeHead(bytes, offset, version);
       const tail = delivery.shared.tail(version);
       bytes.set(tail, offset);
@@ -60,26 +59,4 @@ export function encodeBatch(
   }
   framing?.writeHeader(bytes, total, isText);
   return bytes;
-}
-
-function encodeOne(frame: Frame, version: StompVersion, framing: BatchFraming | undefined): Buffer {
-  if (frame instanceof MessageDelivery) {
-    const tail = frame.shared.tail(version);
-    const total = frame.headLength(version) + tail.length;
-    const headerLength = framing ? framing.headerLength(total) : 0;
-    const bytes = Buffer.allocUnsafe(headerLength + total);
-    bytes.set(tail, frame.writeHead(bytes, headerLength, version));
-    framing?.writeHeader(bytes, total, frame.shared.bodyIsText);
-    return bytes;
-  }
-  const encoded = encodeFrame(frame, version);
-  const headerLength = framing ? framing.headerLength(encoded.length) : 0;
-  const bytes = Buffer.allocUnsafe(headerLength + encoded.length);
-  bytes.set(encoded, headerLength);
-  framing?.writeHeader(bytes, encoded.length, bodyIsText(frame));
-  return bytes;
-}
-
-function bodyIsText(frame: Frame): boolean {
-  return frame.body.length === 0 || isUtf8(frame.body);
 }

@@ -26,12 +26,7 @@ export {
   encodeHeaderLines,
   type PreEncodedFrame,
 } from './serializer.js';
-export {
-  MessageDelivery,
-  OwnHeaders,
-  SharedMessage,
-  type HeadTextForm,
-} from './message-delivery.js';
+export { MessageDelivery, OwnHeaders, SharedMessage, type TextForm } from './message-delivery.js';
 export {
   heartBeatDeadline,
   negotiateHeartBeat,

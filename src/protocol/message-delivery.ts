@@ -19,6 +19,7 @@ export class SharedMessage {
   private tail11: Uint8Array | undefined;
   private tail12: Uint8Array | undefined;
   private text: Map<StompVersion, string> | undefined;
+  private formed: FormCache | undefined;
   private encodedSize = -1;
   private utf8Body: boolean | undefined;
 
@@ -66,6 +67,16 @@ export class SharedMessage {
     return text;
   }
 
+  /**
+   * {@link tailText} rewritten by `form` (a transport's escaping), also at most once per version:
+   * a fan-out over SockJS escapes a message's shared part once, not once per subscriber.
+   */
+  tailTextAs(version: StompVersion, form: TextForm): string {
+    return inForm((this.formed ??= new Map() as FormCache), form, version, () =>
+      this.tailText(version),
+    );
+  }
+
   private encodeTail(version: StompVersion): Uint8Array {
     return joinHeadAndBody(
       encodeUtf8(`${encodeHeaderLines('MESSAGE', this.headers, version)}\n`),
@@ -84,7 +95,7 @@ export class OwnHeaders {
   private readonly text: Partial<Record<StompVersion, string>> = {};
   private readonly bytes: Partial<Record<StompVersion, Uint8Array>> = {};
   /** The prefix rewritten by a transport's text form, by form and version. */
-  private formed: Map<HeadTextForm, Partial<Record<StompVersion, string>>> | undefined;
+  private formed: FormCache | undefined;
 
   constructor(headers: readonly Header[]) {
     this.headers = headers;
@@ -102,13 +113,10 @@ export class OwnHeaders {
   }
 
   /** {@link prefix} rewritten by `form`. */
-  prefixAs(version: StompVersion, form: HeadTextForm): string {
-    let byVersion = this.formed?.get(form);
-    if (byVersion === undefined) {
-      byVersion = {};
-      (this.formed ??= new Map()).set(form, byVersion);
-    }
-    return (byVersion[version] ??= form.escape(this.prefix(version)));
+  prefixAs(version: StompVersion, form: TextForm): string {
+    return inForm((this.formed ??= new Map() as FormCache), form, version, () =>
+      this.prefix(version),
+    );
   }
 }
 
@@ -156,7 +164,7 @@ export class MessageDelivery implements PreEncodedFrame {
   }
 
   /** {@link encodeHead} rewritten by `form` (a transport's escaping); only the sequence is new. */
-  encodeHeadAs(version: StompVersion, form: HeadTextForm): string {
+  encodeHeadAs(version: StompVersion, form: TextForm): string {
     const prefix = this.own.prefixAs(version, form);
     return this.seq === 0 ? prefix : `${prefix}x-perigee-seq:${this.seq}${form.newline}`;
   }
@@ -206,11 +214,28 @@ export class MessageDelivery implements PreEncodedFrame {
 }
 
 /** A text form a transport puts frames in (SockJS: the inside of a JSON string). */
-export interface HeadTextForm {
-  /** Rewrites any head text: the command line and the own header lines. */
+export interface TextForm {
+  /** Rewrites any frame text. Rewriting two texts apart must equal rewriting them joined. */
   escape(text: string): string;
   /** What a line feed becomes (the sequence line is ASCII digits and a line feed). */
   readonly newline: string;
+}
+
+/** Texts rewritten by a form, by form and STOMP version. */
+type FormCache = Map<TextForm, Partial<Record<StompVersion, string>>>;
+
+function inForm(
+  cache: FormCache,
+  form: TextForm,
+  version: StompVersion,
+  text: () => string,
+): string {
+  let byVersion = cache.get(form);
+  if (byVersion === undefined) {
+    byVersion = {};
+    cache.set(form, byVersion);
+  }
+  return (byVersion[version] ??= form.escape(text()));
 }
 
 const SEQUENCE_NAME = encodeUtf8('x-perigee-seq:');

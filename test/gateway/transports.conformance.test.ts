@@ -186,6 +186,17 @@ for (const transport of ['websocket', 'xhr-streaming', 'xhr-polling']) {
   );
 }
 
+/** A bare WebSocket on `/stomp` that records every message and whether it came as binary. */
+async function openStompSocket(
+  gateway: TestGateway,
+): Promise<{ socket: WebSocket; received: { data: Buffer; isBinary: boolean }[] }> {
+  const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
+  const received: { data: Buffer; isBinary: boolean }[] = [];
+  socket.on('message', (data: Buffer, isBinary) => received.push({ data, isBinary }));
+  await new Promise((resolve) => socket.once('open', resolve));
+  return { socket, received };
+}
+
 describe('/stomp WebSocket messages', () => {
   let gateway: TestGateway;
   beforeAll(async () => {
@@ -194,10 +205,7 @@ describe('/stomp WebSocket messages', () => {
   afterAll(() => gateway.close());
 
   it('carries UTF-8 batches as text messages and a batch with a non-UTF-8 body as binary, bytes intact', async () => {
-    const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
-    const received: { data: Buffer; isBinary: boolean }[] = [];
-    socket.on('message', (data: Buffer, isBinary) => received.push({ data, isBinary }));
-    await new Promise((resolve) => socket.once('open', resolve));
+    const { socket, received } = await openStompSocket(gateway);
     socket.send('CONNECT\naccept-version:1.2\nhost:localhost\n\n\0');
     socket.send('SUBSCRIBE\nid:0\ndestination:/feed/bytes\nreceipt:r\n\n\0');
     await until(() => received.some(({ data }) => data.includes('RECEIPT')));
@@ -227,10 +235,7 @@ describe('/stomp heart-beats', () => {
   afterAll(() => gateway.close());
 
   it('sends each heart-beat as a text message holding one end-of-line', async () => {
-    const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
-    const received: { data: Buffer; isBinary: boolean }[] = [];
-    socket.on('message', (data: Buffer, isBinary) => received.push({ data, isBinary }));
-    await new Promise((resolve) => socket.once('open', resolve));
+    const { socket, received } = await openStompSocket(gateway);
     socket.send('CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,100\n\n\0');
     await until(() => received.filter(({ data }) => data.equals(Buffer.from('\n'))).length >= 2);
     socket.close();

@@ -2,35 +2,14 @@ import {
   encodeFrameText,
   MessageDelivery,
   type Frame,
-  type HeadTextForm,
-  type SharedMessage,
   type StompVersion,
+  type TextForm,
 } from '../../protocol/index.js';
 import type { Transport } from '../transport.js';
 import { escapeMessageText, type SockJSConnection } from './sockjs/index.js';
 
-/**
- * The JSON-escaped text of each message's shared part (its headers and body), per STOMP version:
- * a fan-out escapes it once, not once per subscriber. Weak, so that it goes with the message.
- */
-const escapedTails: Record<StompVersion, WeakMap<SharedMessage, string>> = {
-  '1.0': new WeakMap(),
-  '1.1': new WeakMap(),
-  '1.2': new WeakMap(),
-};
-
-/** The inside of a JSON string, as a MESSAGE head's form: the escaped prefix is cached. */
-const JSON_TEXT: HeadTextForm = { escape: escapeMessageText, newline: '\\n' };
-
-function escapedTail(shared: SharedMessage, version: StompVersion): string {
-  const cache = escapedTails[version];
-  let escaped = cache.get(shared);
-  if (escaped === undefined) {
-    escaped = escapeMessageText(shared.tailText(version));
-    cache.set(shared, escaped);
-  }
-  return escaped;
-}
+/** The inside of a JSON string, as the form of a frame's text: escaped parts are cached. */
+const JSON_TEXT: TextForm = { escape: escapeMessageText, newline: '\\n' };
 
 /**
  * STOMP over a SockJS session: each SockJS message carries STOMP frames as text. A batch of frames
@@ -79,7 +58,7 @@ export class SockJSStompTransport implements Transport {
     for (const frame of frames) {
       encoded +=
         frame instanceof MessageDelivery
-          ? frame.encodeHeadAs(version, JSON_TEXT) + escapedTail(frame.shared, version)
+          ? frame.encodeHeadAs(version, JSON_TEXT) + frame.shared.tailTextAs(version, JSON_TEXT)
           : escapeMessageText(encodeFrameText(frame, version));
     }
     return this.connection.sendEncoded(`${encoded}"`);
