@@ -118,12 +118,27 @@ export async function openDatabase(options: {
     // Counts and times come back as bigint (type 20); they fit in a JavaScript number.
     pg.types.setTypeParser(20, (value) => Number(value));
     const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle connection that the server drops (a restart, a failover, an administrator) makes
+    // the pool emit 'error'; unheard, that event would end the process. The pool has already
+    // discarded the connection and opens a new one on the next query, so saying so is enough.
+    // While the pool ends, its connections' goodbyes may still be on the way when the server
+    // drops them: expected then, and not worth a line.
+    let closing = false;
+    pool.on('error', (error) => {
+      if (closing) return;
+      console.error(
+        `quiz: an idle PostgreSQL connection was lost (${error.message}); the next query opens a new one`,
+      );
+    });
     const db = new Kysely<QuizDatabase>({ dialect: new PostgresDialect({ pool }) });
     opened = {
       db,
       kind: 'postgres',
       where: url.replace(/:[^:@/]*@/, ':***@'),
-      close: () => db.destroy(),
+      close: () => {
+        closing = true;
+        return db.destroy();
+      },
     };
   } else {
     if (url)

@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ANSWER_COUNT_INTERVAL_MS,
   type GameStatus,
@@ -1341,6 +1341,53 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
         follower.close();
       }
     });
+
+    it.runIf(database === 'postgres')(
+      'keeps serving when PostgreSQL drops its idle connections',
+      async () => {
+        // An app of its own: no game clock of another test may be holding a connection.
+        const site = await startQuiz({ database });
+        const lost = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+        const admin = new pg.Client({ connectionString: site.databaseUrl });
+        try {
+          const author = Object.assign(new Browser(site.url), { username: name('otto') });
+          const registration = await author.post('/register', {
+            username: author.username,
+            password: 'correct horse',
+            confirm: 'correct horse',
+          });
+          expect(registration.status).toBe(303);
+          // Requests leave the pool with idle connections open.
+          await Promise.all([author.get('/'), author.get('/'), author.get('/quizzes/new')]);
+          await admin.connect();
+          // What a server restart or an administrator does to every session but this one.
+          const { rows } = await admin.query<{ pid: number }>(
+            `select pid from pg_stat_activity
+             where datname = current_database() and pid <> pg_backend_pid()`,
+          );
+          expect(rows.length).toBeGreaterThan(0);
+          await admin.query('select pg_terminate_backend(pid) from unnest($1::int[]) as pid', [
+            rows.map((row) => row.pid),
+          ]);
+          // Each connection hears of it on its own; a request given one that has not yet would
+          // fail, as it would against a server that has just gone away.
+          await until('the pool to hear of each', () =>
+            Promise.resolve(lost.mock.calls.length === rows.length || undefined),
+          );
+          expect(String(lost.mock.calls[0]![0])).toMatch(
+            /^quiz: an idle PostgreSQL connection was lost \(.*\); the next query opens a new one$/,
+          );
+          // The process is still up, and the next requests get new connections.
+          const home = await author.get('/');
+          expect(home.status).toBe(200);
+          expect(home.text).toContain(author.username);
+        } finally {
+          lost.mockRestore();
+          await admin.end();
+          await site.close();
+        }
+      },
+    );
 
     // --- races and throttling ----------------------------------------------------------------
 
