@@ -143,6 +143,14 @@ export class QueueRegistry {
     if (queue) this.dispatch(queue);
   }
 
+  /** Hands waiting messages out in every queue: a limit that held them all back was lifted. */
+  dispatchAll(): void {
+    // dispatch() may forget a queue it empties; a Map's iteration skips entries deleted on the way.
+    for (const queue of this.queues.values()) {
+      if (queue.messages.length > 0) this.dispatch(queue);
+    }
+  }
+
   private dispatch(queue: Queue): void {
     while (queue.messages.length > 0) {
       const consumer = this.nextConsumer(queue);

@@ -498,6 +498,7 @@ export abstract class BrokerSession {
 
   private removeSubscription(subscription: Subscription): void {
     this.subscriptions.delete(subscription.id);
+    const capsReached = this.unackedCapsReached();
     const unacked: StoredMessage[] = [];
     if (subscription.pending !== undefined) {
       for (const pending of subscription.pending.values()) {
@@ -514,6 +515,7 @@ export abstract class BrokerSession {
     } else {
       this.core.topics.unsubscribe(subscription);
     }
+    this.reofferAfterRelease(capsReached);
   }
 
   private findPending(frame: Frame): PendingAck {
@@ -579,15 +581,39 @@ export abstract class BrokerSession {
       this.acksById?.delete(pending.key);
       settled.push(pending.message);
     }
+    const capsReached = this.unackedCapsReached();
     for (const message of settled) this.releaseUnacked(message);
-    if (!subscription.isQueue) return;
-    if (positive) this.core.queues.dispatchTo(subscription);
-    else this.core.queues.requeue(subscription.destination, settled);
+    if (subscription.isQueue) {
+      if (positive) this.core.queues.dispatchTo(subscription);
+      else this.core.queues.requeue(subscription.destination, settled);
+    }
+    this.reofferAfterRelease(capsReached);
   }
 
   private releaseUnacked(message: StoredMessage): void {
     this.unackedBytes -= message.size;
     this.core.held.unackedBytes -= message.size;
+  }
+
+  /** Which unacknowledged-bytes caps hold queue messages back now (see canTakeQueueMessage). */
+  private unackedCapsReached(): { session: boolean; broker: boolean } {
+    const { maxUnackedBytes, maxUnackedBytesTotal } = this.core.options;
+    return {
+      session: this.unackedBytes > maxUnackedBytes,
+      broker: this.core.held.unackedBytes > maxUnackedBytesTotal,
+    };
+  }
+
+  /**
+   * A cap that was reached held back every queue it covers, not only the one whose message was
+   * settled: the session's cap its own queue subscriptions, the broker's cap every queue. Once
+   * released, those queues hand out what waits in them now, not at their next SEND or ACK.
+   */
+  private reofferAfterRelease(before: { session: boolean; broker: boolean }): void {
+    if (!before.session && !before.broker) return;
+    const now = this.unackedCapsReached();
+    if (before.broker && !now.broker) this.core.queues.dispatchAll();
+    else if (before.session && !now.session) this.drained();
   }
 
   private begin(frame: Frame): void {

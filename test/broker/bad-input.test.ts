@@ -415,6 +415,81 @@ describe('embedded broker: what sessions hold is capped, per session and in all'
     }
   });
 
+  it('unacknowledged messages: ACKs on one queue free the session for its other queues too', async () => {
+    const capped = createBroker({ maxUnackedBytes: 20 * 1024 });
+    const cappedPort = (await capped.listen({ port: 0 })).port;
+    try {
+      const consumer = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(consumer);
+      for (const [id, destination] of [
+        ['a', '/queue/a'],
+        ['b', '/queue/b'],
+      ] as const) {
+        consumer.send('SUBSCRIBE', { id, destination, ack: 'client-individual', receipt: id });
+        await consumer.receipt(id);
+      }
+      const producer = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(producer);
+      for (let i = 0; i < 30; i++)
+        producer.send('SEND', { destination: '/queue/a' }, `a${i}`.padEnd(1000, '.'));
+      for (let i = 0; i < 3; i++)
+        producer.send('SEND', { destination: '/queue/b' }, `b${i}`.padEnd(1000, '.'));
+      producer.send('SEND', { destination: '/topic/none', receipt: 'sent' });
+      await producer.receipt('sent');
+      // The session's cap is reached on /queue/a; /queue/b's three wait behind it.
+      expect(capped.stats().queuedMessages).toBeGreaterThan(3);
+      const seen: string[] = [];
+      while (seen.length < 33) {
+        const frame = await consumer.nextOf('MESSAGE');
+        seen.push(text(frame).replace(/\.+$/, ''));
+        consumer.send('ACK', { id: getHeader(frame, 'ack')! });
+      }
+      expect(seen.filter((body) => body.startsWith('a'))).toEqual(
+        Array.from({ length: 30 }, (_, i) => `a${i}`),
+      );
+      expect(seen.filter((body) => body.startsWith('b'))).toEqual(['b0', 'b1', 'b2']);
+      expect(capped.stats().queuedMessages).toBe(0);
+    } finally {
+      await capped.close({ drainMs: 100 });
+    }
+  });
+
+  it('unacknowledged messages: at the broker-wide cap, one consumer’s ACKs free the others’ queues', async () => {
+    const capped = createBroker({ maxUnackedBytesTotal: 20 * 1024 });
+    const cappedPort = (await capped.listen({ port: 0 })).port;
+    try {
+      const [busy, waiting] = await Promise.all([
+        TcpFrameSession.connect({ port: cappedPort }),
+        TcpFrameSession.connect({ port: cappedPort }),
+      ]);
+      sessions.push(busy, waiting);
+      busy.send('SUBSCRIBE', { id: '1', destination: '/queue/busy', ack: 'client', receipt: 's' });
+      await busy.receipt('s');
+      waiting.send('SUBSCRIBE', { id: '1', destination: '/queue/other', receipt: 's' });
+      await waiting.receipt('s');
+      const producer = await TcpFrameSession.connect({ port: cappedPort });
+      sessions.push(producer);
+      for (let i = 0; i < 25; i++)
+        producer.send('SEND', { destination: '/queue/busy' }, `${i}`.padEnd(1000, '.'));
+      producer.send('SEND', { destination: '/topic/none', receipt: 'busy' });
+      await producer.receipt('busy');
+      // The broker holds 20 KB unacknowledged for `busy`: no queue hands out anything now,
+      // not even to `waiting`, whose subscription needs no ACK at all.
+      producer.send('SEND', { destination: '/queue/other', receipt: 'other' }, 'for waiting');
+      await producer.receipt('other');
+      expect(capped.stats().queuedMessages).toBeGreaterThan(1);
+      // What `busy` was handed before the cap: the rest of the 25, and `waiting`'s one, wait.
+      const handed = 25 - (capped.stats().queuedMessages - 1);
+      let last = await busy.nextOf('MESSAGE');
+      for (let i = 1; i < handed; i++) last = await busy.nextOf('MESSAGE');
+      // One cumulative ACK ('client' mode) releases them all at once.
+      busy.send('ACK', { id: getHeader(last, 'ack')! });
+      expect(text(await waiting.nextOf('MESSAGE'))).toBe('for waiting');
+    } finally {
+      await capped.close({ drainMs: 100 });
+    }
+  });
+
   it('unacknowledged topic messages past the cap are a slow consumer', async () => {
     const capped = createBroker({ maxUnackedBytes: 20 * 1024 });
     const cappedPort = (await capped.listen({ port: 0 })).port;
