@@ -35,12 +35,15 @@ import {
   statusDestination,
 } from './games.js';
 import {
+  deleteQuiz,
+  gameCountOf,
   loadQuiz,
   quizProblems,
   quizzesOf,
   SAMPLE_QUIZ,
   saveQuiz,
   type QuestionInput,
+  type Quiz,
 } from './quizzes.js';
 
 /**
@@ -294,67 +297,99 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     await saveQuiz(db, userId, title, questions);
     return reply.redirect('/', 303);
   });
-  fastify.get('/quizzes/:id/edit', async (request, reply) => {
+  /** The quiz the URL names, if the user may change it; otherwise the page that says why. */
+  async function ownQuiz(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    action: 'edit' | 'delete',
+  ): Promise<Quiz | undefined> {
     const userId = requireUser(request, reply);
-    if (userId === undefined) return reply;
+    if (userId === undefined) return undefined;
     const id = idOf(request);
     const quiz = id === undefined ? undefined : await loadQuiz(db, id);
-    if (!quiz)
-      return render(
+    if (!quiz) {
+      await render(
         reply,
         'error.njk',
         { title: 'No such quiz', message: 'That quiz does not exist.' },
         404,
       );
-    if (quiz.authorId !== userId)
-      return render(
+      return undefined;
+    }
+    if (quiz.authorId !== userId) {
+      await render(
         reply,
         'error.njk',
-        { title: 'Not yours', message: 'Only its author can edit a quiz.' },
+        { title: 'Not yours', message: `Only its author can ${action} a quiz.` },
         403,
       );
+      return undefined;
+    }
+    return quiz;
+  }
+  /** Why a quiz cannot change now: a game of it that is not over reads its questions. */
+  async function lockedBecause(quizId: number): Promise<string | undefined> {
+    const unfinished = await games.unfinishedGameOf(quizId);
+    return unfinished
+      ? `A game of this quiz is open or being played (code ${unfinished.code}): end that game first, from its host page.`
+      : undefined;
+  }
+
+  fastify.get('/quizzes/:id/edit', async (request, reply) => {
+    const quiz = await ownQuiz(request, reply, 'edit');
+    if (!quiz) return reply;
     return render(reply, 'quiz-edit.njk', {
       quiz: { ...quiz, questions: editorView(quiz.questions) },
     });
   });
   fastify.post('/quizzes/:id', async (request, reply) => {
-    const userId = requireUser(request, reply);
-    if (userId === undefined) return reply;
-    const id = idOf(request);
-    const existing = id === undefined ? undefined : await loadQuiz(db, id);
-    if (id === undefined || !existing)
-      return render(
-        reply,
-        'error.njk',
-        { title: 'No such quiz', message: 'That quiz does not exist.' },
-        404,
-      );
-    if (existing.authorId !== userId)
-      return render(
-        reply,
-        'error.njk',
-        { title: 'Not yours', message: 'Only its author can edit a quiz.' },
-        403,
-      );
+    const existing = await ownQuiz(request, reply, 'edit');
+    if (!existing) return reply;
+    const id = existing.id;
     const { title, questions } = quizFromForm(request.body as Record<string, unknown>);
     const problems = quizProblems(title, questions);
     // A game in progress reads its questions from the quiz (again after a restart): changing them
     // would change the game under its players. The edits stay in the form, to save later.
-    const unfinished = await games.unfinishedGameOf(id);
-    if (unfinished)
-      problems.unshift(
-        `A game of this quiz is open or being played (code ${unfinished.code}): you can edit the quiz once that game is over.`,
-      );
+    const locked = await lockedBecause(id);
+    if (locked) problems.unshift(locked);
     if (problems.length > 0) {
       return render(
         reply,
         'quiz-edit.njk',
         { problems, quiz: { id, title, questions: editorView(questions) } },
-        unfinished ? 409 : 400,
+        locked ? 409 : 400,
       );
     }
-    await saveQuiz(db, userId, title, questions, id);
+    await saveQuiz(db, existing.authorId, title, questions, id);
     return reply.redirect('/', 303);
+  });
+  // Deleting asks first, on a page of its own (no script needed): it takes the quiz's games too.
+  fastify.get('/quizzes/:id/delete', async (request, reply) => {
+    const quiz = await ownQuiz(request, reply, 'delete');
+    if (!quiz) return reply;
+    const locked = await lockedBecause(quiz.id);
+    return render(
+      reply,
+      'quiz-delete.njk',
+      { quiz, games: await gameCountOf(db, quiz.id), problems: locked ? [locked] : [] },
+      locked ? 409 : 200,
+    );
+  });
+  fastify.post('/quizzes/:id/delete', async (request, reply) => {
+    const quiz = await ownQuiz(request, reply, 'delete');
+    if (!quiz) return reply;
+    if (await deleteQuiz(db, quiz.id)) return reply.redirect('/', 303);
+    const locked = await lockedBecause(quiz.id);
+    return render(
+      reply,
+      'quiz-delete.njk',
+      {
+        quiz,
+        games: await gameCountOf(db, quiz.id),
+        problems: [locked ?? 'The quiz could not be deleted. Try again.'],
+      },
+      409,
+    );
   });
   fastify.post('/quizzes/:id/host', async (request, reply) => {
     const userId = requireUser(request, reply);
@@ -489,21 +524,34 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
   fastify.get('/games/:id', (request, reply) => gamePage(request, reply, 'host'));
   fastify.get('/games/:id/play', (request, reply) => gamePage(request, reply, 'player'));
 
-  fastify.post('/games/:id/start', async (request, reply) => {
-    const user = request.browserSession.user;
-    if (!user) return reply.status(401).send({ error: 'Log in first.' });
-    try {
-      const gameId = idOf(request);
-      if (gameId === undefined) throw new NoSuchGameError();
-      await games.start(gameId, user.id);
-      return reply.send({});
-    } catch (error) {
-      if (error instanceof ForbiddenError) return reply.status(403).send({ error: error.message });
-      if (error instanceof NoSuchGameError) return reply.status(404).send({ error: error.message });
-      if (error instanceof GameError) return reply.status(409).send({ error: error.message });
-      throw error;
-    }
-  });
+  // The host's two controls, `game_start` and its end. Both answer JSON to game.js.
+  const hostAction =
+    (act: (gameId: number, userId: number) => Promise<void>) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const user = request.browserSession.user;
+      if (!user) return reply.status(401).send({ error: 'Log in first.' });
+      try {
+        const gameId = idOf(request);
+        if (gameId === undefined) throw new NoSuchGameError();
+        await act(gameId, user.id);
+        return reply.send({});
+      } catch (error) {
+        if (error instanceof ForbiddenError)
+          return reply.status(403).send({ error: error.message });
+        if (error instanceof NoSuchGameError)
+          return reply.status(404).send({ error: error.message });
+        if (error instanceof GameError) return reply.status(409).send({ error: error.message });
+        throw error;
+      }
+    };
+  fastify.post(
+    '/games/:id/start',
+    hostAction((gameId, userId) => games.start(gameId, userId)),
+  );
+  fastify.post(
+    '/games/:id/end',
+    hostAction((gameId, userId) => games.end(gameId, userId)),
+  );
   fastify.post('/games/:id/answer', async (request, reply) => {
     const body = request.body as { index?: unknown; choice?: unknown } | undefined;
     const index = Number(body?.index);

@@ -64,6 +64,8 @@ export interface GamesTable {
   phase_started_at: number;
   phase_ends_at: number;
   created_at: number;
+  /** 1 when the host ended the game before its last question was over. */
+  ended_early: Generated<number>;
 }
 
 export interface PlayersTable {
@@ -288,6 +290,14 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .createIndex('sessions_by_expiry')
           .on('sessions')
           .column('expires_at')
+          .execute();
+      },
+    },
+    '002_game_ended_early': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('games')
+          .addColumn('ended_early', 'integer', (column) => column.notNull().defaultTo(0))
           .execute();
       },
     },

@@ -78,6 +78,10 @@ export type GameStatus =
       total: number;
       podium: PlayerSummary[];
       scoreboard: PlayerSummary[];
+      /** The host ended it before its last question was over: the scores are those so far. */
+      endedEarly: boolean;
+      /** How many questions were asked (all of them, unless it ended early). */
+      asked: number;
     };
 
 export type Published<T> = T & { publishedAt: number };
@@ -89,6 +93,8 @@ interface Runtime {
   authorId: number;
   state: GameState;
   index: number;
+  /** The host ended the game before its last question was over. */
+  endedEarly: boolean;
   startedAt: number;
   endsAt: number;
   /** Players who answered the current question. */
@@ -337,6 +343,31 @@ export class Games {
     }
   }
 
+  /**
+   * The host ends the game now: from its lobby (nobody plays it; the quiz may be edited again) or
+   * mid-game (the answers given so far count, and the scores stand). Pages show the end at once.
+   */
+  async end(gameId: number, userId: number): Promise<void> {
+    const runtime = await this.runtime(gameId);
+    if (!runtime) throw new NoSuchGameError();
+    if (runtime.authorId !== userId) throw new ForbiddenError();
+    if (runtime.state === 'finished') throw new GameError('This game is already over.');
+    // Between a start's checks and its first question the game is neither in its lobby nor
+    // running; ending it then would race the start. It takes a moment.
+    if (runtime.starting) throw new GameError('This game is starting: end it once it is on.');
+    // Decided before any await: no answer is accepted and no clock fires from here on.
+    const wasPlaying = runtime.state !== 'lobby';
+    runtime.state = 'finished';
+    runtime.endedEarly = true;
+    clearTimeout(runtime.timer);
+    clearTimeout(runtime.countTimer);
+    if (wasPlaying) {
+      await Promise.allSettled(runtime.answerWrites);
+      await this.scoreAnswers(runtime);
+    }
+    await this.finish(runtime);
+  }
+
   /** Records an answer: one per player per question, before the deadline. */
   async answer(
     gameId: number,
@@ -497,6 +528,7 @@ export class Games {
       authorId: row.author_id,
       state: row.state,
       index: row.current_index,
+      endedEarly: row.ended_early === 1,
       startedAt: row.phase_started_at,
       endsAt: row.phase_ends_at,
       answered,
@@ -547,8 +579,15 @@ export class Games {
     const now = Date.now();
     runtime.startedAt = now;
     runtime.endsAt = now + this.revealMs;
+    await this.scoreAnswers(runtime);
+    await this.save(runtime);
+    this.schedule(runtime);
+    await this.publishStatus(runtime);
+  }
+
+  /** Sets every player's score from their answers (a sum, so that nothing counts twice). */
+  private async scoreAnswers(runtime: Runtime): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      // Scores are the sum of points: computed from the answers, so nothing counts twice.
       const totals = await trx
         .selectFrom('answers')
         .select(({ fn }) => ['player_id', fn.sum<number>('points').as('total')])
@@ -563,9 +602,6 @@ export class Games {
           .execute();
       }
     });
-    await this.save(runtime);
-    this.schedule(runtime);
-    await this.publishStatus(runtime);
   }
 
   private async advance(runtime: Runtime): Promise<void> {
@@ -576,9 +612,14 @@ export class Games {
       return;
     }
     runtime.state = 'finished';
+    clearTimeout(runtime.countTimer);
+    await this.finish(runtime);
+  }
+
+  /** Saves a game that is over, lets go of it, and tells its pages. */
+  private async finish(runtime: Runtime): Promise<void> {
     runtime.startedAt = Date.now();
     runtime.endsAt = runtime.startedAt;
-    clearTimeout(runtime.countTimer);
     await this.save(runtime);
     // Over, and saved: nothing will change it again, so it is no longer held in memory. Until
     // this line requests use this runtime; after it, they load the finished game from the
@@ -595,8 +636,12 @@ export class Games {
         current_index: runtime.index,
         phase_started_at: runtime.startedAt,
         phase_ends_at: runtime.endsAt,
+        ended_early: runtime.endedEarly ? 1 : 0,
       })
       .where('id', '=', runtime.gameId)
+      // Over is over: a write a clock issued just before the host ended the game must not land
+      // after the end and bring it back.
+      .where('state', '!=', 'finished')
       .execute();
   }
 
@@ -666,7 +711,15 @@ export class Games {
       }
       case 'finished': {
         const players = await this.players(runtime.gameId);
-        return { ...base, state: 'finished', podium: players.slice(0, 3), scoreboard: players };
+        return {
+          ...base,
+          state: 'finished',
+          podium: players.slice(0, 3),
+          scoreboard: players,
+          endedEarly: runtime.endedEarly,
+          // An early end during a question counts that question as asked: its answers scored.
+          asked: runtime.endedEarly ? runtime.index + 1 : base.total,
+        };
       }
     }
   }

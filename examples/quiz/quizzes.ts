@@ -213,3 +213,38 @@ export const SAMPLE_QUIZ: { title: string; questions: QuestionInput[] } = {
     },
   ],
 };
+
+/**
+ * Deletes a quiz with everything of it: its questions, and its finished games with their players
+ * and answers (the schema cascades). Refused while a game of it is not over, in the same
+ * statement, so that a game hosted meanwhile is never deleted from under its players. Returns
+ * whether the quiz was deleted.
+ */
+export async function deleteQuiz(db: Db, id: number): Promise<boolean> {
+  const result = await db
+    .deleteFrom('quizzes')
+    .where('id', '=', id)
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('games')
+            .select('games.id')
+            .where('games.quiz_id', '=', id)
+            .where('games.state', '!=', 'finished'),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+/** How many games of a quiz were played (or are), for what deleting it would take away. */
+export async function gameCountOf(db: Db, quizId: number): Promise<number> {
+  const row = await db
+    .selectFrom('games')
+    .select(({ fn }) => fn.countAll<number>().as('count'))
+    .where('quiz_id', '=', quizId)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}

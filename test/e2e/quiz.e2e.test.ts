@@ -789,6 +789,65 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
     }, 60_000);
   });
 
+  describe('the host ends a game', () => {
+    let site: RunningQuiz;
+    beforeAll(async () => {
+      site = await startQuiz({ database: 'sqlite', revealMs: REVEAL_MS });
+    });
+    afterAll(async () => {
+      await site?.close();
+    });
+
+    it('from its lobby, after a confirmation: every page says so, and the quiz is free again', async () => {
+      const author = await browsers.open();
+      await register(author, site, 'quitter');
+      await writeQuiz(author, site, QUESTIONS.slice(0, 1), 30);
+      const { joinUrl, code } = await host(author);
+      const ann = await browsers.open({ width: 390, height: 844, mobile: true });
+      await joinGame(ann, joinUrl, code, 'Ann');
+      await waitForGame(author, 'the lobby listing Ann', (v) => v.players.join('|') === 'Ann');
+
+      // Dismissing the confirmation changes nothing.
+      const dialogs: string[] = [];
+      author.once('dialog', (dialog) => {
+        dialogs.push(dialog.message());
+        void dialog.dismiss();
+      });
+      await author.click('#end');
+      expect(dialogs).toEqual([
+        'End this game for everyone? Nobody will be able to join it any more.',
+      ]);
+      expect((await view(author)).state).toBe('lobby');
+
+      author.once('dialog', (dialog) => void dialog.accept());
+      await author.click('#end');
+      for (const page of [author, ann]) {
+        const ended = await waitForGame(page, 'the end', finished);
+        expect(ended.announced).toBe('The host ended this game.');
+        expect(await page.textContent('#game')).toContain(
+          'The host ended this game before it started.',
+        );
+        expect(ended.cspViolations).toEqual([]);
+      }
+      expect(await author.$('#end')).toBeNull();
+
+      // The quiz can be edited, and deleted, again.
+      await visit(author, `${site.url}/`);
+      const quizId = await quizIdOnHome(author);
+      await visit(author, `${site.url}/quizzes/${quizId}/edit`);
+      await Promise.all([
+        author.waitForURL(`${site.url}/quizzes/${quizId}/delete`),
+        author.click('text=Delete this quiz'),
+      ]);
+      expect(await author.textContent('h1')).toBe(`Delete “${QUIZ_TITLE}”?`);
+      await Promise.all([
+        author.waitForURL(`${site.url}/`),
+        author.click('button:has-text("Delete the quiz")'),
+      ]);
+      expect(await author.$(`a:has-text("Edit ${QUIZ_TITLE}")`)).toBeNull();
+    }, 60_000);
+  });
+
   describe('accessibility', () => {
     let site: RunningQuiz;
     beforeAll(async () => {
@@ -853,6 +912,11 @@ describe.skipIf(!chromiumAvailable())('the quiz in Chromium', () => {
       expect(await author.inputValue('#q0-text')).toBe(QUESTIONS[0]!.text);
       await audit(author, 'edit quiz', found);
       await screenshot(author, 'quiz-edit');
+      await Promise.all([
+        author.waitForURL(/\/quizzes\/\d+\/delete$/),
+        author.click('text=Delete this quiz'),
+      ]);
+      await audit(author, 'delete quiz', found);
       await visit(author, `${site.url}/`);
       const { joinUrl, code } = await host(author);
       await waitForGame(author, 'the lobby', (v) => v.state === 'lobby' && v.connection === 'open');

@@ -700,6 +700,7 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
         ['/quizzes', quizForm(name('Forged'), twoChoices())],
         [`/quizzes/${quizId}`, quizForm('Forged title', twoChoices())],
         [`/quizzes/${quizId}/host`, {}],
+        [`/quizzes/${quizId}/delete`, {}],
         ['/sample/host', {}],
         ['/join', { code, nickname: 'forged' }],
       ];
@@ -728,6 +729,7 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
       const othersToken = await browser().token();
       for (const [who, path, body] of [
         [author, `/games/${gameId}/start`, {}],
+        [author, `/games/${gameId}/end`, {}],
         [guest, `/games/${gameId}/answer`, { index: 0, choice: 0 }],
       ] as const) {
         for (const token of [null, '', 'wrong', othersToken]) {
@@ -1623,7 +1625,7 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
       const edit = quizForm(`${title} v2`, [
         { text: 'A new question', choices: ['A', 'B'], correct: 1, seconds: 30 },
       ]);
-      const refusal = `A game of this quiz is open or being played (code ${code}): you can edit the quiz once that game is over.`;
+      const refusal = `A game of this quiz is open or being played (code ${code}): end that game first, from its host page.`;
       const refused = async (when: string): Promise<void> => {
         const reply = await author.post(`/quizzes/${quizId}`, edit);
         expect(reply.status, when).toBe(409);
@@ -1657,6 +1659,131 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
       expect(fieldValue((await author.get(`/quizzes/${quizId}/edit`)).text, 'q0.text')).toBe(
         'A new question',
       );
+    });
+
+    // --- ending a game, deleting a quiz --------------------------------------------------------
+
+    it('ends a game from its lobby: nobody joins any more, and its quiz may be edited again', async () => {
+      const author = await registered('abe');
+      const title = name('Abandoned');
+      const { gameId, code, quizId } = await hostGame(author, twoChoices(), title);
+      await joined(code, 'Early');
+      const follower = await follow(quiz.app.broker, [`/games/${gameId}/status`]);
+      try {
+        const stranger = await registered('bob');
+        expect(json(await stranger.ajax(`/games/${gameId}/end`))).toEqual({
+          error: 'Only the quiz author can do that.',
+        });
+        const anonymous = await browser().ajax(`/games/${gameId}/end`);
+        expect(anonymous.status).toBe(401);
+        expect((await statusOf(author, gameId)).state).toBe('lobby');
+
+        const ended = await author.ajax(`/games/${gameId}/end`);
+        expect(ended.status).toBe(200);
+        expect(json(ended)).toEqual({});
+        // Every page hears of it at once, and a reload shows it too.
+        const end = await follower.next('the end', (m) => m.body.state === 'finished');
+        expect(end.body).toMatchObject({ endedEarly: true, asked: 0, total: 1 });
+        expect(await statusOf(author, gameId)).toMatchObject({
+          state: 'finished',
+          endedEarly: true,
+          asked: 0,
+        });
+        expect(quiz.app.games.inMemory(gameId)).toBe(false);
+
+        const late = await browser().post('/join', { code, nickname: 'Late' });
+        expect(late.status).toBe(409);
+        expect(problemsOf(late.text)).toEqual(['That game is over.']);
+        const again = await author.ajax(`/games/${gameId}/end`);
+        expect(again.status).toBe(409);
+        expect(json(again)).toEqual({ error: 'This game is already over.' });
+        const saved = await author.post(
+          `/quizzes/${quizId}`,
+          quizForm(`${title} v2`, twoChoices()),
+        );
+        expect(saved.status, problemsOf(saved.text).join(' ')).toBe(303);
+      } finally {
+        follower.close();
+      }
+    });
+
+    it('ends a game mid-question: the answers given count, the scores stand, the clock stops', async () => {
+      const author = await registered('cy');
+      const questions: QuestionFields[] = [
+        { text: 'One', choices: ['Right', 'Wrong'], correct: 0, seconds: 30 },
+        { text: 'Two', choices: ['Right', 'Wrong'], correct: 0, seconds: 30 },
+      ];
+      const { gameId, code } = await hostGame(author, questions);
+      const quick = await joined(code, 'Quick');
+      const slow = await joined(code, 'Slow');
+      const follower = await follow(quiz.app.broker, [`/games/${gameId}/status`]);
+      try {
+        expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({});
+        await follower.next('the question', (m) => m.body.state === 'question');
+        const answered = json<{ correct: boolean; points: number }>(
+          await quick.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 }),
+        );
+        expect(answered.correct).toBe(true);
+
+        expect(json(await author.ajax(`/games/${gameId}/end`))).toEqual({});
+        const end = await follower.next('the end', (m) => m.body.state === 'finished');
+        expect(end.body).toMatchObject({ endedEarly: true, asked: 1, total: 2 });
+        expect(end.body.scoreboard).toEqual([
+          expect.objectContaining({ nickname: 'Quick', score: answered.points }),
+          expect.objectContaining({ nickname: 'Slow', score: 0 }),
+        ]);
+        expect(json(await slow.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 }))).toEqual({
+          error: 'Too late: this question is closed.',
+        });
+        // Nothing moves it on: the same finished game after a reload, not a reveal or question 2.
+        expect(await statusOf(author, gameId)).toMatchObject({ state: 'finished', asked: 1 });
+        expect(follower.messages.filter((m) => m.body.state === 'reveal')).toEqual([]);
+      } finally {
+        follower.close();
+      }
+    });
+
+    it('deletes a quiz with its finished games, after asking, and never one a game still uses', async () => {
+      const author = await registered('di');
+      const title = name('Doomed');
+      const { gameId, quizId } = await hostGame(author, twoChoices(), title);
+      const confirmPath = `/quizzes/${quizId}/delete`;
+      const locked =
+        'A game of this quiz is open or being played (code ' +
+        pageData((await author.get(`/games/${gameId}`)).text).code +
+        '): end that game first, from its host page.';
+      // While its game is open: the page says why, and the delete is refused.
+      const asked = await author.get(confirmPath);
+      expect(asked.status).toBe(409);
+      expect(problemsOf(asked.text)).toEqual([locked]);
+      expect(asked.text).not.toContain('>Delete the quiz</button>');
+      const refused = await author.post(confirmPath);
+      expect(refused.status).toBe(409);
+      expect(problemsOf(refused.text)).toEqual([locked]);
+      expect((await author.get(`/quizzes/${quizId}/edit`)).status).toBe(200);
+
+      expect(json(await author.ajax(`/games/${gameId}/end`))).toEqual({});
+      const edit = await author.get(`/quizzes/${quizId}/edit`);
+      expect(edit.text).toContain(`href="${confirmPath}"`);
+      const confirm = await author.get(confirmPath);
+      expect(confirm.status).toBe(200);
+      expect(confirm.text).toContain('its 1 question, and the 1 game played with it');
+      expect(confirm.text).toContain('>Delete the quiz</button>');
+      const stranger = await registered('ed');
+      for (const reply of [await stranger.get(confirmPath), await stranger.post(confirmPath)]) {
+        expect(reply.status).toBe(403);
+        expect(reply.text).toContain('Only its author can delete a quiz.');
+      }
+
+      const deleted = await author.post(confirmPath);
+      expect(deleted.status).toBe(303);
+      expect(deleted.location).toBe('/');
+      const home = (await author.get('/')).text;
+      expect(quizIds(home)).not.toContain(quizId);
+      expect(home).not.toContain(title);
+      expect((await author.get(`/quizzes/${quizId}/edit`)).status).toBe(404);
+      expect((await author.get(`/games/${gameId}`)).status).toBe(404);
+      expect((await author.post(confirmPath)).status).toBe(404);
     });
 
     // --- a restart ---------------------------------------------------------------------------

@@ -21,6 +21,9 @@
   let startError = '';
   // A start request is on its way: the button stays disabled, so a double click sends one.
   let starting = false;
+  // The same for the host's "End the game".
+  let ending = false;
+  let endError = '';
   let countdownTimer = 0;
 
   // Delivery delays, server publish to this page's update, for the load test to read.
@@ -335,7 +338,31 @@
     return parts;
   }
 
+  // The host's way out at any point before the end: an abandoned lobby would otherwise stay open,
+  // and its quiz locked against edits, for good.
+  function endControl() {
+    const end = element('button', {
+      class: 'button secondary small',
+      id: 'end',
+      type: 'button',
+      text: ending ? 'Ending…' : 'End the game',
+      onclick: endGame,
+    });
+    if (ending) end.setAttribute('disabled', '');
+    return element('div', { class: 'actions host-end' }, [
+      end,
+      endError ? element('p', { class: 'error', role: 'alert', text: endError }) : null,
+    ]);
+  }
+
   function renderFinished() {
+    if (status.endedEarly && status.asked === 0) {
+      return [
+        element('h2', { text: 'Game ended' }),
+        element('p', { text: 'The host ended this game before it started.' }),
+        element('p', {}, [element('a', { class: 'button', href: '/', text: 'Back home' })]),
+      ];
+    }
     const places = ['first', 'second', 'third'];
     const podium = element(
       'ol',
@@ -348,7 +375,21 @@
         ]);
       }),
     );
-    const parts = [element('h2', { text: 'Final results' }), podium];
+    const parts = [element('h2', { text: 'Final results' })];
+    if (status.endedEarly) {
+      parts.push(
+        element('p', {
+          class: 'muted',
+          text:
+            'The host ended the game after ' +
+            status.asked +
+            ' of ' +
+            status.total +
+            (status.total === 1 ? ' question.' : ' questions.'),
+        }),
+      );
+    }
+    parts.push(podium);
     const rank = status.scoreboard.findIndex(function (entry) {
       return entry.id === page.playerId;
     });
@@ -393,6 +434,7 @@
         '.'
       );
     }
+    if (status.endedEarly && status.asked === 0) return 'The host ended this game.';
     const final = root.querySelector('.verdict');
     return 'Final results.' + (final ? ' ' + final.textContent : '');
   }
@@ -427,6 +469,7 @@
           : status.state === 'reveal'
             ? renderReveal()
             : renderFinished();
+    if (isHost && status.state !== 'finished') parts.push(endControl());
     root.replaceChildren.apply(root, parts.filter(Boolean));
     const again = refocus && root.querySelector(refocus);
     if (again && !again.disabled) again.focus();
@@ -504,6 +547,33 @@
       function () {
         starting = false;
         startError = 'Could not reach the server. Try again.';
+        render();
+      },
+    );
+  }
+
+  function endGame() {
+    if (ending) return;
+    const consequence =
+      status.state === 'lobby'
+        ? 'Nobody will be able to join it any more.'
+        : 'The scores so far become the final results.';
+    if (!window.confirm('End this game for everyone? ' + consequence)) return;
+    ending = true;
+    endError = '';
+    render();
+    post('/games/' + page.gameId + '/end', {}).then(
+      function (result) {
+        // On success the button stays disabled until the final status replaces the game.
+        if (result.error) {
+          ending = false;
+          endError = result.error;
+          render();
+        }
+      },
+      function () {
+        ending = false;
+        endError = 'Could not reach the server. Try again.';
         render();
       },
     );
