@@ -25,8 +25,10 @@ export type {
   ClientScriptOptions,
   GatewayLogger,
   GatewayOptions,
+  MetricsAccess,
   TransportName,
 } from './gateway/index.js';
+export { renderMetrics, type Metric, type MetricSample } from './metrics.js';
 export {
   AccessRules,
   createAuthorizer,

@@ -127,6 +127,18 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
       ],
     }),
     access: { selfAddresses: stompAddress ? [stompAddress] : [] },
+    // `/metrics` for Prometheus (this machine only): the gateway's, the broker's, and the games'.
+    metrics: {
+      more: () => [
+        ...broker.metrics(),
+        {
+          name: 'quiz_games_running',
+          help: 'Games in their lobby or being played (held in memory).',
+          type: 'gauge',
+          samples: [{ value: games.running }],
+        },
+      ],
+    },
   });
 
   const views = new nunjucks.Environment(new nunjucks.FileSystemLoader(join(root, 'views')), {

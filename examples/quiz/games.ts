@@ -484,6 +484,11 @@ export class Games {
     return this.positionOf(playersDestination(gameId));
   }
 
+  /** How many games are held in memory: in their lobby or being played. */
+  get running(): number {
+    return this.runtimes.size;
+  }
+
   /** Whether the game is held in memory (for monitoring and tests: finished games are not). */
   inMemory(gameId: number): boolean {
     return this.runtimes.has(gameId);

@@ -1,3 +1,4 @@
+import { counter, gauge, type Metric } from '../metrics.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type {
   Backend,
@@ -120,6 +121,43 @@ export class EmbeddedBroker implements Backend, Publisher {
 
   stats(): BrokerStats {
     return this.core.snapshot();
+  }
+
+  /** {@link stats} as Prometheus metrics, for a gateway's `/metrics` (`metrics.more`). */
+  metrics(): Metric[] {
+    const stats = this.stats();
+    return [
+      gauge('perigee_broker_connections', 'STOMP sessions on the broker (TCP and in-process).', [
+        { value: stats.connections },
+      ]),
+      counter(
+        'perigee_broker_messages_published_total',
+        'Messages accepted from SEND frames and publish().',
+        stats.published,
+      ),
+      counter(
+        'perigee_broker_messages_delivered_total',
+        'MESSAGE frames handed to subscribers.',
+        stats.delivered,
+      ),
+      counter(
+        'perigee_broker_messages_dropped_total',
+        'Topic messages skipped for slow consumers, plus queue messages dropped on overflow.',
+        stats.dropped,
+      ),
+      gauge('perigee_broker_topics', 'Topics with subscribers or history.', [
+        { value: stats.topics },
+      ]),
+      gauge('perigee_broker_queues', 'Queues with messages or consumers.', [
+        { value: stats.queues },
+      ]),
+      gauge('perigee_broker_queued_messages', 'Messages waiting in queues.', [
+        { value: stats.queuedMessages },
+      ]),
+      gauge('perigee_broker_history_bytes', 'Bytes of topic history kept for recovery.', [
+        { value: stats.historyBytes },
+      ]),
+    ];
   }
 
   /** Addresses of the TCP listeners. */

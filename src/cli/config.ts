@@ -84,6 +84,9 @@ const SCHEMA = {
   log: {
     level: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
   },
+  metrics: {
+    access: oneOf('loopback', 'open', 'off'),
+  },
 } as const satisfies Record<string, Record<string, Field>>;
 
 /** `[[destinations]]`: an array of tables, one per access rule (DESIGN.md §6). */
@@ -121,6 +124,8 @@ export interface ServeConfig {
     };
     access: string[];
     destinations: DestinationRule[];
+    /** Who may read `/metrics` (`[metrics] access`). */
+    metrics: 'loopback' | 'open' | 'off';
     auth: {
       users?: Record<string, string>;
       jwt?: { secret?: string; publicKey?: string; issuer?: string; audience?: string };
@@ -335,6 +340,7 @@ export function resolveServeConfig(
       },
       access: (from('access').rules as string[] | undefined) ?? [],
       destinations: values.destinations ?? [],
+      metrics: (from('metrics').access as 'loopback' | 'open' | 'off' | undefined) ?? 'loopback',
       auth: { users: auth.users as Record<string, string> | undefined, jwt },
     },
     logLevel: (from('log').level as string | undefined) ?? env.LOG_LEVEL ?? 'info',

@@ -78,6 +78,7 @@ export async function startServer(config: ServeConfig, logger: Logger): Promise<
     },
     logger,
     health: () => ({ broker: broker.stats() }),
+    metrics: { access: config.gateway.metrics, more: () => broker.metrics() },
   });
   let httpAddress: AddressInfo;
   try {

@@ -55,6 +55,7 @@ export class Connection {
     transport.onData = (data) => this.onData(data);
     transport.onClose = (reason) => this.onTransportClosed(reason);
     context.connections.add(this);
+    context.counters.connectionsOpened++;
   }
 
   /** Queues a frame for the browser; everything queued in one turn leaves in one write. */
@@ -85,6 +86,7 @@ export class Connection {
         { session: this.session?.id, transport: transport.name },
         'slow browser: reconnecting it',
       );
+      this.context.counters.slowConsumerDisconnects++;
       this.close(errorTable.SLOW_CONSUMER.closeCode, 'slow consumer: reconnect and resume');
     }
   }
@@ -93,6 +95,7 @@ export class Connection {
   tick(now: number): void {
     if (this.state !== 'open') return;
     if (this.deadline !== 0 && now - this.lastReadAt > this.deadline) {
+      this.context.counters.heartBeatTimeouts++;
       this.close(errorTable.HEARTBEAT_TIMEOUT.closeCode, 'heart-beat timeout');
       return;
     }
@@ -224,7 +227,9 @@ export class Connection {
         if (previous.canResumeFrom(lastSeq)) {
           session = previous;
           resumed = true;
+          this.context.counters.sessionsResumed++;
         } else {
+          this.context.counters.resumesTooLate++;
           previous.end('a resume came too late to be lossless');
         }
       }
@@ -279,6 +284,7 @@ export class Connection {
     });
     delivery.to = session;
     this.context.registry.add(session);
+    this.context.counters.sessionsOpened++;
     void channel.closed.then(() => session.end('the backend closed the session', true));
     return session;
   }

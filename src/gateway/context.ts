@@ -2,6 +2,7 @@ import type { Authorizer } from '../auth/index.js';
 import type { Backend } from '../backend.js';
 import type { HeartBeat, ParserLimits } from '../protocol/index.js';
 import type { Connection } from './connection.js';
+import type { GatewayCounters } from './metrics.js';
 import type { SessionRegistry } from './registry.js';
 import type { UpstreamAccess } from './upstreams.js';
 
@@ -41,6 +42,8 @@ export interface GatewayContext {
   readonly registry: SessionRegistry;
   readonly batcher: FlushBatcher;
   readonly connections: Set<Connection>;
+  /** Events counted for `/metrics`. */
+  readonly counters: GatewayCounters;
   readonly log: GatewayLogger;
   /** Set once the gateway is shutting down: new CONNECTs are refused. */
   closing: boolean;

@@ -11,6 +11,15 @@ import { PerigeeError } from '../errors.js';
 import type { HeartBeat, ParserLimits } from '../protocol/index.js';
 import { Connection } from './connection.js';
 import {
+  gatewayMetrics,
+  metricsRefusal,
+  newGatewayCounters,
+  ProcessMetrics,
+  sendMetrics,
+  type MetricsAccess,
+} from './metrics.js';
+import type { Metric } from '../metrics.js';
+import {
   FlushBatcher,
   type GatewayContext,
   type GatewayLogger,
@@ -72,6 +81,13 @@ export interface GatewayOptions {
   logger?: GatewayLogger;
   /** More figures for `/healthz` (e.g. the broker's counters). */
   health?: () => Record<string, unknown>;
+  /** `/metrics`, Prometheus text. */
+  metrics?: {
+    /** Who may read it; default `loopback` (this machine, not through a proxy). */
+    access?: MetricsAccess;
+    /** More metrics at each scrape, e.g. the embedded broker's `broker.metrics()`. */
+    more?: () => readonly Metric[];
+  };
 }
 
 const silent: GatewayLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -101,11 +117,17 @@ export class Gateway {
   private ownServer: Server | undefined;
   private closing: Promise<void> | undefined;
   private readonly health: (() => Record<string, unknown>) | undefined;
+  private readonly metricsAccess: MetricsAccess;
+  private readonly moreMetrics: (() => readonly Metric[]) | undefined;
+  /** Made on the first scrape: a gateway nobody scrapes runs no event-loop monitor. */
+  private processMetrics: ProcessMetrics | undefined;
   private readonly bundles = new Map<string, { body: Buffer; etag: string } | null>();
 
   constructor(options: GatewayOptions) {
     this.prefix = (options.prefix ?? '').replace(/\/+$/, '');
     this.health = options.health;
+    this.metricsAccess = options.metrics?.access ?? 'loopback';
+    this.moreMetrics = options.metrics?.more;
     if (this.prefix !== '' && !this.prefix.startsWith('/')) {
       throw new PerigeeError(
         'CONFIG_INVALID',
@@ -126,6 +148,7 @@ export class Gateway {
       registry: new SessionRegistry(),
       batcher: new FlushBatcher(),
       connections: new Set(),
+      counters: newGatewayCounters(),
       log: options.logger ?? silent,
       closing: false,
     };
@@ -242,6 +265,10 @@ export class Gateway {
     const bundle = BUNDLES[local];
     if (bundle !== undefined)
       return this.serveFile(request, response, join(clientBundleDirectory(), bundle), bundle);
+    if (local === '/metrics') {
+      this.serveMetrics(request, response);
+      return true;
+    }
     if (local === '/healthz') {
       response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
       response.end(
@@ -276,6 +303,34 @@ export class Gateway {
     return this.sockjs.handleUpgrade(request, socket, head);
   }
 
+  private serveMetrics(request: IncomingMessage, response: ServerResponse): void {
+    const refusal = metricsRefusal(request, this.metricsAccess);
+    if (refusal) {
+      response.writeHead(refusal.status, {
+        'content-type': 'text/plain; charset=utf-8',
+        ...(refusal.status === 405 ? { allow: 'GET, HEAD' } : {}),
+      });
+      response.end(`${refusal.reason}\n`);
+      return;
+    }
+    const connectionsByTransport = new Map<string, number>();
+    for (const connection of this.context.connections) {
+      const name = connection.transport.name;
+      connectionsByTransport.set(name, (connectionsByTransport.get(name) ?? 0) + 1);
+    }
+    const { attached, detached } = this.context.registry.counts();
+    this.processMetrics ??= new ProcessMetrics();
+    sendMetrics(request, response, [
+      ...gatewayMetrics({
+        connectionsByTransport,
+        sessions: { attached, detached },
+        counters: this.context.counters,
+      }),
+      ...(this.moreMetrics?.() ?? []),
+      ...this.processMetrics.collect(),
+    ]);
+  }
+
   stats(): { sessions: number; attached: number; detached: number; connections: number } {
     return { ...this.context.registry.counts(), connections: this.context.connections.size };
   }
@@ -292,6 +347,7 @@ export class Gateway {
   private async shutdown(drainMs: number): Promise<void> {
     this.context.closing = true;
     clearInterval(this.ticker);
+    this.processMetrics?.stop();
     for (const connection of [...this.context.connections]) connection.shutdown();
     for (const session of [...this.context.registry.values()])
       session.end('the gateway is shutting down');

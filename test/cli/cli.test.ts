@@ -195,6 +195,12 @@ describe('bad flags and configuration: one line, exit code 2', () => {
       /broker.history must be an integer, got "lots"/,
     ));
 
+  it('a metrics access that does not exist', () =>
+    expectUsageError(
+      ['serve', '--config', configFile('[metrics]\naccess = "public"\n')],
+      /metrics.access must be one of "loopback", "open", "off", got "public"/,
+    ));
+
   it('a value out of range', () =>
     expectUsageError(
       ['serve', '--config', configFile('[broker]\nhistory = -1\n')],
@@ -270,6 +276,15 @@ describe('perigee serve', () => {
     expect(new TextDecoder().decode(message.body)).toBe('{"state":"lobby"}');
     expect(getHeader(message, 'content-type')).toBe('application/json');
     subscriber.close();
+    // The same figures for Prometheus: the broker's, with the gateway's and the process's.
+    const metrics = await fetch(new URL('/metrics', served.http));
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await metrics.text();
+    expect(text).toMatch(/^perigee_broker_messages_published_total 1$/m);
+    expect(text).toMatch(/^perigee_broker_messages_delivered_total 1$/m);
+    expect(text).toMatch(/^perigee_gateway_connections\{transport="websocket"\} 0$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes \d+$/m);
   });
 
   it('on SIGTERM answers the receipts still owed, then tells clients to reconnect, and exits 0', async () => {

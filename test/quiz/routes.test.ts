@@ -1661,6 +1661,22 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
       );
     });
 
+    it('exposes /metrics to this machine: the games running, and the gateway’s and broker’s figures', async () => {
+      const author = await registered('mia');
+      const { gameId } = await hostGame(author);
+      await statusOf(author, gameId); // a page view holds the lobby in memory
+      const reply = await author.get('/metrics');
+      expect(reply.status).toBe(200);
+      expect(reply.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      const running = /^quiz_games_running (\d+)$/m.exec(reply.text);
+      expect(Number(running?.[1])).toBeGreaterThanOrEqual(1);
+      expect(reply.text).toMatch(/^# TYPE quiz_games_running gauge$/m);
+      expect(reply.text).toMatch(/^perigee_broker_messages_published_total \d+$/m);
+      expect(reply.text).toMatch(/^perigee_gateway_sessions\{state="attached"\} \d+$/m);
+      const relayed = await author.get('/metrics', { 'x-forwarded-for': '203.0.113.9' });
+      expect(relayed.status).toBe(403);
+    });
+
     // --- ending a game, deleting a quiz --------------------------------------------------------
 
     it('ends a game from its lobby: nobody joins any more, and its quiz may be edited again', async () => {

@@ -1,0 +1,214 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readdirSync } from 'node:fs';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { counter, gauge, renderMetrics, type Metric } from '../metrics.js';
+import { TRANSPORT_NAMES } from './transport.js';
+
+/**
+ * `/metrics`: Prometheus text exposition (format 0.0.4). Built at scrape time from the gateway's
+ * counters and gauges and whatever the embedder adds (the embedded broker's figures), so that no
+ * per-message path pays for it beyond a counter increment.
+ */
+
+/**
+ * Who may read `/metrics`:
+ * - `loopback` (default): direct requests from this machine only. A request a proxy relayed
+ *   (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`) is refused, since behind a local reverse proxy
+ *   every client would look local.
+ * - `open`: anyone who reaches the gateway (put the scraper's network rules in front of it).
+ * - `off`: no `/metrics` at all (404).
+ */
+export type MetricsAccess = 'loopback' | 'open' | 'off';
+
+/** Events the gateway counts for `/metrics`; one increment each, off the per-message path. */
+export interface GatewayCounters {
+  connectionsOpened: number;
+  sessionsOpened: number;
+  sessionsResumed: number;
+  /** Resumes refused because the session no longer held what the browser missed. */
+  resumesTooLate: number;
+  /** Connections dropped because the browser did not keep up (it reconnects and resumes). */
+  slowConsumerDisconnects: number;
+  heartBeatTimeouts: number;
+}
+
+export function newGatewayCounters(): GatewayCounters {
+  return {
+    connectionsOpened: 0,
+    sessionsOpened: 0,
+    sessionsResumed: 0,
+    resumesTooLate: 0,
+    slowConsumerDisconnects: 0,
+    heartBeatTimeouts: 0,
+  };
+}
+
+const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip'];
+
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
+}
+
+/** Why `request` may not read `/metrics` under `access`, or undefined when it may. */
+export function metricsRefusal(
+  request: IncomingMessage,
+  access: MetricsAccess,
+): { status: number; reason: string } | undefined {
+  if (access === 'off') return { status: 404, reason: 'Not found' };
+  if (request.method !== 'GET' && request.method !== 'HEAD')
+    return { status: 405, reason: 'Method not allowed: /metrics answers GET' };
+  if (access === 'open') return undefined;
+  if (!isLoopback(request.socket.remoteAddress))
+    return {
+      status: 403,
+      reason: '/metrics answers this machine only (metrics access "loopback"; "open" allows all)',
+    };
+  const relayed = PROXY_HEADERS.find((name) => request.headers[name] !== undefined);
+  if (relayed !== undefined)
+    return {
+      status: 403,
+      reason: `/metrics answers this machine only, and this request came through a proxy (${relayed} header)`,
+    };
+  return undefined;
+}
+
+export interface GatewayFigures {
+  /** Open connections, by transport name. */
+  connectionsByTransport: ReadonlyMap<string, number>;
+  sessions: { attached: number; detached: number };
+  counters: GatewayCounters;
+}
+
+export function gatewayMetrics(figures: GatewayFigures): Metric[] {
+  // Every transport a browser may use (DESIGN.md §4) has a series, 0 while unused.
+  const byTransport = new Map<string, number>(TRANSPORT_NAMES.map((name) => [name, 0]));
+  for (const [name, count] of figures.connectionsByTransport) byTransport.set(name, count);
+  const { counters } = figures;
+  return [
+    gauge(
+      'perigee_gateway_connections',
+      'Open browser connections, by transport.',
+      [...byTransport].map(([transport, value]) => ({ labels: { transport }, value })),
+    ),
+    gauge(
+      'perigee_gateway_sessions',
+      'Gateway sessions: attached to a connection, or detached and waiting for a resume.',
+      [
+        { labels: { state: 'attached' }, value: figures.sessions.attached },
+        { labels: { state: 'detached' }, value: figures.sessions.detached },
+      ],
+    ),
+    counter(
+      'perigee_gateway_connections_opened_total',
+      'Browser connections accepted (before CONNECT).',
+      counters.connectionsOpened,
+    ),
+    counter(
+      'perigee_gateway_sessions_opened_total',
+      'New gateway sessions (a CONNECT that did not resume).',
+      counters.sessionsOpened,
+    ),
+    counter(
+      'perigee_gateway_sessions_resumed_total',
+      'CONNECTs that resumed a detached session without loss.',
+      counters.sessionsResumed,
+    ),
+    counter(
+      'perigee_gateway_resumes_too_late_total',
+      'Resumes refused because the session no longer held every message the browser missed.',
+      counters.resumesTooLate,
+    ),
+    counter(
+      'perigee_gateway_slow_consumer_disconnects_total',
+      'Connections dropped because the browser did not keep up (it reconnects and resumes).',
+      counters.slowConsumerDisconnects,
+    ),
+    counter(
+      'perigee_gateway_heart_beat_timeouts_total',
+      'Connections closed because the browser went silent past its heart-beat.',
+      counters.heartBeatTimeouts,
+    ),
+  ];
+}
+
+/**
+ * The process's own figures under the usual Prometheus names, and the event loop's delay: in a
+ * real-time server a busy loop is late delivery for everyone, so it is worth a graph.
+ */
+export class ProcessMetrics {
+  private readonly loopDelay: IntervalHistogram;
+  private readonly startSeconds = Math.round(Date.now() / 1000 - process.uptime());
+
+  constructor() {
+    this.loopDelay = monitorEventLoopDelay({ resolution: 20 });
+    this.loopDelay.enable();
+  }
+
+  stop(): void {
+    this.loopDelay.disable();
+  }
+
+  collect(): Metric[] {
+    const memory = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    const delay = this.loopDelay;
+    const seconds = (nanoseconds: number): number => nanoseconds / 1e9;
+    const metrics: Metric[] = [
+      counter(
+        'process_cpu_seconds_total',
+        'User and system CPU time spent, in seconds.',
+        (cpu.user + cpu.system) / 1e6,
+      ),
+      gauge('process_resident_memory_bytes', 'Resident memory size, in bytes.', [
+        { value: memory.rss },
+      ]),
+      gauge('process_start_time_seconds', 'Start time of the process, in seconds since 1970.', [
+        { value: this.startSeconds },
+      ]),
+      gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.', [{ value: memory.heapUsed }]),
+      gauge('nodejs_heap_total_bytes', 'V8 heap reserved, in bytes.', [
+        { value: memory.heapTotal },
+      ]),
+      gauge(
+        'nodejs_eventloop_delay_seconds',
+        'Event loop delay since the previous scrape (20 ms resolution): median, p99 and maximum.',
+        [
+          { labels: { quantile: '0.5' }, value: seconds(delay.percentile(50)) },
+          { labels: { quantile: '0.99' }, value: seconds(delay.percentile(99)) },
+          { labels: { quantile: '1' }, value: seconds(delay.max) },
+        ],
+      ),
+    ];
+    delay.reset();
+    const openFds = countOpenFds();
+    if (openFds !== undefined)
+      metrics.push(gauge('process_open_fds', 'Open file descriptors.', [{ value: openFds }]));
+    return metrics;
+  }
+}
+
+/** Open descriptors, where the system says (Linux's /proc); undefined elsewhere. */
+function countOpenFds(): number | undefined {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Answers a scrape. */
+export function sendMetrics(
+  request: IncomingMessage,
+  response: ServerResponse,
+  metrics: readonly Metric[],
+): void {
+  const body = renderMetrics(metrics);
+  response.writeHead(200, {
+    'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
+  response.end(request.method === 'HEAD' ? undefined : body);
+}

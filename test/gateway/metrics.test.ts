@@ -1,0 +1,206 @@
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MetricsAccess } from '../../src/gateway/index.js';
+import { collector, nodeClient, startGateway, type TestGateway } from '../support/gateway.js';
+
+/**
+ * `/metrics` (Prometheus text, format 0.0.4) on a real gateway with real clients: the figures
+ * follow what the clients do, the text is well formed, and only this machine may read it unless
+ * configured otherwise.
+ */
+
+const gateways: TestGateway[] = [];
+afterEach(async () => {
+  for (const gateway of gateways.splice(0)) await gateway.close();
+});
+
+async function gatewayWith(access?: MetricsAccess): Promise<TestGateway> {
+  const holder: { gateway?: TestGateway } = {};
+  const gateway = await startGateway({
+    gateway: {
+      metrics: { access, more: () => holder.gateway!.broker.metrics() },
+    },
+  });
+  holder.gateway = gateway;
+  gateways.push(gateway);
+  return gateway;
+}
+
+interface Scrape {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+function scrape(
+  url: string,
+  options: { method?: string; headers?: Record<string, string> } = {},
+): Promise<Scrape> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      new URL('/metrics', url),
+      { method: options.method ?? 'GET', headers: options.headers, agent: false },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, text }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** The samples of a scrape by `name{labels}`, after checking the text is well formed. */
+function samplesOf(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  const helped = new Set<string>();
+  const typed = new Map<string, string>();
+  expect(text.endsWith('\n')).toBe(true);
+  for (const line of text.slice(0, -1).split('\n')) {
+    const comment = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line);
+    if (comment) {
+      const [, kind, name, rest] = comment;
+      if (kind === 'HELP') {
+        expect(helped.has(name!), `one HELP for ${name}`).toBe(false);
+        helped.add(name!);
+      } else {
+        expect(typed.has(name!), `one TYPE for ${name}`).toBe(false);
+        expect(['counter', 'gauge']).toContain(rest);
+        typed.set(name!, rest!);
+      }
+      continue;
+    }
+    const sample =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-z_]+="[^"\\\n]*"(?:,[a-z_]+="[^"\\\n]*")*\})? (\S+)$/.exec(
+        line,
+      );
+    expect(sample, `a sample line: ${line}`).not.toBeNull();
+    const [, name, labels = '', value] = sample!;
+    expect(helped.has(name!) && typed.has(name!), `${name} is described before its samples`).toBe(
+      true,
+    );
+    if (typed.get(name!) === 'counter') expect(name).toMatch(/_total$/);
+    expect(Number.isFinite(Number(value)), `${line} has a number`).toBe(true);
+    samples.set(`${name}${labels}`, Number(value));
+  }
+  return samples;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  const limit = Date.now() + 10_000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > limit) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('gateway: /metrics', () => {
+  it('counts connections by transport, sessions, resumes and the broker’s messages', async () => {
+    const site = await gatewayWith();
+    const before = samplesOf((await scrape(site.url)).text);
+    for (const transport of ['websocket', 'eventsource', 'htmlfile', 'short-polling'])
+      expect(before.get(`perigee_gateway_connections{transport="${transport}"}`), transport).toBe(
+        0,
+      );
+    expect(before.get('perigee_broker_messages_published_total')).toBe(0);
+
+    const clients = ['websocket', 'eventsource'].map((transport) =>
+      nodeClient(site.url, { transports: [transport as 'websocket' | 'eventsource'] }),
+    );
+    try {
+      const received = clients.map(() => collector());
+      await Promise.all(clients.map((client) => client.ready));
+      await Promise.all(
+        clients.map((client, n) => client.subscribe('/feed/news', received[n]!.handler).ready),
+      );
+      await site.broker.publish('/feed/news', 'hello');
+      await Promise.all(received.map((collected) => collected.next()));
+
+      const scraped = await scrape(site.url);
+      expect(scraped.status).toBe(200);
+      expect(scraped.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+      const now = samplesOf(scraped.text);
+      expect(now.get('perigee_gateway_connections{transport="websocket"}')).toBe(1);
+      expect(now.get('perigee_gateway_connections{transport="eventsource"}')).toBe(1);
+      expect(now.get('perigee_gateway_sessions{state="attached"}')).toBe(2);
+      expect(now.get('perigee_gateway_sessions{state="detached"}')).toBe(0);
+      expect(now.get('perigee_gateway_sessions_opened_total')).toBe(2);
+      expect(now.get('perigee_gateway_connections_opened_total')).toBeGreaterThanOrEqual(2);
+      expect(now.get('perigee_broker_messages_published_total')).toBe(1);
+      expect(now.get('perigee_broker_messages_delivered_total')).toBe(2);
+      expect(now.get('process_resident_memory_bytes')).toBeGreaterThan(0);
+      expect(now.get('nodejs_eventloop_delay_seconds{quantile="0.99"}')).toBeGreaterThanOrEqual(0);
+      expect(now.get('process_open_fds')).toBeGreaterThan(0);
+
+      // A dropped connection: the session waits detached, the client comes back and resumes it.
+      for (const socket of site.sockets) socket.destroy();
+      const resumed = await until('the resumes', async () => {
+        const figures = samplesOf((await scrape(site.url)).text);
+        return figures.get('perigee_gateway_sessions_resumed_total') === 2 ? figures : undefined;
+      });
+      expect(resumed.get('perigee_gateway_sessions_opened_total')).toBe(2);
+      expect(resumed.get('perigee_gateway_sessions{state="attached"}')).toBe(2);
+    } finally {
+      await Promise.all(clients.map((client) => client.disconnect().catch(() => undefined)));
+    }
+  });
+
+  it('answers this machine only by default; `open` answers all, `off` nobody', async () => {
+    const loopback = await gatewayWith();
+    const relayed = await scrape(loopback.url, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    expect(relayed.status).toBe(403);
+    expect(relayed.text).toBe(
+      '/metrics answers this machine only, and this request came through a proxy (x-forwarded-for header)\n',
+    );
+    expect((await scrape(loopback.url, { headers: { forwarded: 'for=203.0.113.9' } })).status).toBe(
+      403,
+    );
+    const posted = await scrape(loopback.url, { method: 'POST' });
+    expect(posted.status).toBe(405);
+    expect(posted.headers.allow).toBe('GET, HEAD');
+    const head = await scrape(loopback.url, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
+
+    // From another address of this machine, which is not loopback.
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((address) => address && address.family === 'IPv4' && !address.internal);
+    if (external) {
+      const server = createServer();
+      loopback.gateway.attach(server);
+      await new Promise<void>((resolve) => server.listen(0, external.address, resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        const remote = await scrape(`http://${external.address}:${port}`);
+        expect(remote.status).toBe(403);
+        expect(remote.text).toBe(
+          '/metrics answers this machine only (metrics access "loopback"; "open" allows all)\n',
+        );
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+
+    const open = await gatewayWith('open');
+    const openRelayed = await scrape(open.url, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    expect(openRelayed.status).toBe(200);
+    expect(samplesOf(openRelayed.text).has('perigee_gateway_sessions{state="attached"}')).toBe(
+      true,
+    );
+
+    const off = await gatewayWith('off');
+    const hidden = await scrape(off.url);
+    expect(hidden.status).toBe(404);
+    expect(hidden.text).toBe('Not found\n');
+  });
+});
