@@ -129,6 +129,7 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
     access: { selfAddresses: stompAddress ? [stompAddress] : [] },
     // `/metrics` for Prometheus (this machine only): the gateway's, the broker's, and the games'.
     metrics: {
+      access: 'loopback',
       more: () => [
         ...broker.metrics(),
         {

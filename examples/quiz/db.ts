@@ -132,6 +132,10 @@ export async function openDatabase(options: {
         `quiz: an idle PostgreSQL connection was lost (${error.message}); the next query opens a new one`,
       );
     });
+    // A connection lost while checked out (mid-transaction, say) emits 'error' on the client
+    // itself, where the pool no longer listens: its query fails, and that failure is what the
+    // request sees. Unheard, the event would end the process.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<QuizDatabase>({ dialect: new PostgresDialect({ pool }) });
     opened = {
       db,

@@ -331,6 +331,7 @@ export class Games {
     if (runtime.authorId !== userId) throw new ForbiddenError();
     // Decided and claimed before any await, so that of two starts at once (a double click, two
     // tabs) only one gets past this line; the state itself changes only after the players check.
+    if (runtime.state === 'finished') throw new GameError('This game is over.');
     if (runtime.state !== 'lobby' || runtime.starting)
       throw new GameError('This game has already started.');
     runtime.starting = true;

@@ -26,6 +26,11 @@ class Queue {
  */
 export class QueueRegistry {
   private readonly queues = new Map<string, Queue>();
+  /**
+   * Queues whose messages wait although they have consumers: none of them has room now. A queue
+   * moves to the end when it hands something out, so that re-offering them goes round fairly.
+   */
+  private readonly heldBack = new Set<Queue>();
   private bytes = 0;
   private readonly maxDepth: number;
   private readonly maxBytes: number;
@@ -134,6 +139,7 @@ export class QueueRegistry {
       queue.consumers.splice(index, 1);
       if (queue.cursor > index) queue.cursor--;
     }
+    if (queue.consumers.length === 0) this.heldBack.delete(queue);
     this.forgetIfUnused(queue);
   }
 
@@ -143,19 +149,32 @@ export class QueueRegistry {
     if (queue) this.dispatch(queue);
   }
 
-  /** Hands waiting messages out in every queue: a limit that held them all back was lifted. */
-  dispatchAll(): void {
-    // dispatch() may forget a queue it empties; a Map's iteration skips entries deleted on the way.
-    for (const queue of this.queues.values()) {
-      if (queue.messages.length > 0) this.dispatch(queue);
+  /**
+   * Re-offers the queues whose messages wait for a consumer with room, in turn: a broker-wide
+   * limit that held them back was lifted. `last` (the queue whose ACK freed the room) is left to
+   * its caller. Stops once `hasRoom` says the limit is reached again; the queues not reached keep
+   * their turn.
+   */
+  dispatchHeldBack(hasRoom: () => boolean, last?: string): void {
+    for (const queue of [...this.heldBack]) {
+      if (!hasRoom()) return;
+      if (queue.name !== last) this.dispatch(queue);
     }
   }
 
   private dispatch(queue: Queue): void {
+    let handedOut = 0;
     while (queue.messages.length > 0) {
       const consumer = this.nextConsumer(queue);
       if (!consumer) break;
       this.deliver(consumer, this.take(queue));
+      handedOut++;
+    }
+    if (queue.messages.length === 0 || queue.consumers.length === 0) {
+      this.heldBack.delete(queue);
+    } else if (handedOut > 0 || !this.heldBack.has(queue)) {
+      this.heldBack.delete(queue);
+      this.heldBack.add(queue);
     }
     this.forgetIfUnused(queue);
   }
@@ -172,7 +191,7 @@ export class QueueRegistry {
     for (let tried = 0; tried < count; tried++) {
       if (queue.cursor >= count) queue.cursor = 0;
       const consumer = queue.consumers[queue.cursor++]!;
-      if (consumer.hasRoom && consumer.session.canTakeQueueMessage()) return consumer;
+      if (consumer.hasRoom && consumer.session.canTakeQueueMessage(consumer)) return consumer;
     }
     return undefined;
   }

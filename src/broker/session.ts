@@ -65,6 +65,8 @@ export abstract class BrokerSession {
   private transactionBytes = 0;
   /** Bytes of this session's delivered messages that wait for an ACK. */
   private unackedBytes = 0;
+  /** Which of the session's queue subscriptions a released cap re-offers first, in turn. */
+  private reofferTurn = 0;
   private framesWhileAuthenticating: Frame[] | undefined;
   private bytesWhileAuthenticating = 0;
   private ackCounter = 0;
@@ -114,12 +116,16 @@ export abstract class BrokerSession {
   /** Called when CONNECTED has been sent (TCP sessions start their heart-beat timer). */
   protected onConnected(_clientHeartBeat: HeartBeat): void {}
 
-  /** Whether a queue may hand this session another message now (it is not backed up). */
-  canTakeQueueMessage(): boolean {
+  /**
+   * Whether a queue may hand `subscription` another message now: the session is not backed up,
+   * and, if the subscription acknowledges, the unacknowledged-bytes caps leave room. An `auto`
+   * subscription adds nothing unacknowledged, so those caps never hold it back.
+   */
+  canTakeQueueMessage(subscription: Subscription): boolean {
     return (
       this.state === 'connected' &&
       this.queuedBytes() < this.core.options.maxQueuedBytes &&
-      this.hasRoomForUnacked(0)
+      (!subscription.acknowledges || this.hasRoomForUnacked(0))
     );
   }
 
@@ -583,11 +589,13 @@ export abstract class BrokerSession {
     }
     const capsReached = this.unackedCapsReached();
     for (const message of settled) this.releaseUnacked(message);
-    if (subscription.isQueue) {
-      if (positive) this.core.queues.dispatchTo(subscription);
-      else this.core.queues.requeue(subscription.destination, settled);
+    if (subscription.isQueue && !positive) {
+      this.core.queues.requeue(subscription.destination, settled);
     }
-    this.reofferAfterRelease(capsReached);
+    // The queues a cap held back go before this subscription's own backlog, which would
+    // otherwise fill the room just freed again and keep them waiting for as long as it lasts.
+    this.reofferAfterRelease(capsReached, subscription);
+    if (subscription.isQueue && positive) this.core.queues.dispatchTo(subscription);
   }
 
   private releaseUnacked(message: StoredMessage): void {
@@ -606,14 +614,30 @@ export abstract class BrokerSession {
 
   /**
    * A cap that was reached held back every queue it covers, not only the one whose message was
-   * settled: the session's cap its own queue subscriptions, the broker's cap every queue. Once
-   * released, those queues hand out what waits in them now, not at their next SEND or ACK.
+   * settled: the session's cap its own queue subscriptions, the broker's cap every queue with
+   * acknowledging consumers. Once released, those queues hand out what waits in them now, not at
+   * their next SEND or ACK; `settled`'s own queue comes last.
    */
-  private reofferAfterRelease(before: { session: boolean; broker: boolean }): void {
+  private reofferAfterRelease(
+    before: { session: boolean; broker: boolean },
+    settled?: Subscription,
+  ): void {
     if (!before.session && !before.broker) return;
     const now = this.unackedCapsReached();
-    if (before.broker && !now.broker) this.core.queues.dispatchAll();
-    else if (before.session && !now.session) this.drained();
+    if (before.broker && !now.broker) {
+      this.core.queues.dispatchHeldBack(
+        () => !this.unackedCapsReached().broker,
+        settled?.isQueue ? settled.destination : undefined,
+      );
+    } else if (before.session && !now.session) {
+      const others = [...this.subscriptions.values()].filter(
+        (subscription) => subscription.isQueue && subscription !== settled,
+      );
+      // From a different one each time: the first to go may fill the room again.
+      const first = others.length === 0 ? 0 : this.reofferTurn++ % others.length;
+      for (let i = 0; i < others.length; i++)
+        this.core.queues.dispatchTo(others[(first + i) % others.length]!);
+    }
   }
 
   private begin(frame: Frame): void {

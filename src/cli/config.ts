@@ -340,7 +340,7 @@ export function resolveServeConfig(
       },
       access: (from('access').rules as string[] | undefined) ?? [],
       destinations: values.destinations ?? [],
-      metrics: (from('metrics').access as 'loopback' | 'open' | 'off' | undefined) ?? 'loopback',
+      metrics: (from('metrics').access as 'loopback' | 'open' | 'off' | undefined) ?? 'off',
       auth: { users: auth.users as Record<string, string> | undefined, jwt },
     },
     logLevel: (from('log').level as string | undefined) ?? env.LOG_LEVEL ?? 'info',

@@ -86,7 +86,7 @@ export function landingPage(options: { stompUrl: string; prefix: string }): stri
 &lt;/script&gt;</code></pre>
 <p>From any STOMP client, on <code>${stomp}</code>, for example:</p>
 <pre><code>npm run perigee -- publish /demo/chat 'hello from the command line'</code></pre>
-<p class="muted">Health and counters: <a href="${prefix}/healthz"><code>${prefix}/healthz</code></a>; for Prometheus, from this machine: <a href="${prefix}/metrics"><code>${prefix}/metrics</code></a></p>
+<p class="muted">Health and counters: <a href="${prefix}/healthz"><code>${prefix}/healthz</code></a>; for Prometheus, <code>${prefix}/metrics</code> once <code>[metrics] access</code> allows it</p>
 
 <script src="${prefix}/perigee.js"></script>
 <script>

@@ -83,7 +83,7 @@ export interface GatewayOptions {
   health?: () => Record<string, unknown>;
   /** `/metrics`, Prometheus text. */
   metrics?: {
-    /** Who may read it; default `loopback` (this machine, not through a proxy). */
+    /** Who may read it; default `off` (the path is left to the application). */
     access?: MetricsAccess;
     /** More metrics at each scrape, e.g. the embedded broker's `broker.metrics()`. */
     more?: () => readonly Metric[];
@@ -126,7 +126,7 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.prefix = (options.prefix ?? '').replace(/\/+$/, '');
     this.health = options.health;
-    this.metricsAccess = options.metrics?.access ?? 'loopback';
+    this.metricsAccess = options.metrics?.access ?? 'off';
     this.moreMetrics = options.metrics?.more;
     if (this.prefix !== '' && !this.prefix.startsWith('/')) {
       throw new PerigeeError(
@@ -265,8 +265,8 @@ export class Gateway {
     const bundle = BUNDLES[local];
     if (bundle !== undefined)
       return this.serveFile(request, response, join(clientBundleDirectory(), bundle), bundle);
-    if (local === '/metrics') {
-      this.serveMetrics(request, response);
+    if (local === '/metrics' && this.metricsAccess !== 'off') {
+      this.serveMetrics(request, response, this.metricsAccess);
       return true;
     }
     if (local === '/healthz') {
@@ -303,14 +303,29 @@ export class Gateway {
     return this.sockjs.handleUpgrade(request, socket, head);
   }
 
-  private serveMetrics(request: IncomingMessage, response: ServerResponse): void {
-    const refusal = metricsRefusal(request, this.metricsAccess);
+  private serveMetrics(
+    request: IncomingMessage,
+    response: ServerResponse,
+    access: Exclude<MetricsAccess, 'off'>,
+  ): void {
+    const refusal = this.context.closing
+      ? { status: 503, reason: 'Service unavailable: the gateway is shutting down' }
+      : metricsRefusal(request, access);
     if (refusal) {
       response.writeHead(refusal.status, {
         'content-type': 'text/plain; charset=utf-8',
         ...(refusal.status === 405 ? { allow: 'GET, HEAD' } : {}),
       });
       response.end(`${refusal.reason}\n`);
+      return;
+    }
+    let more: readonly Metric[];
+    try {
+      more = this.moreMetrics?.() ?? [];
+    } catch (error) {
+      this.context.log.error({ err: error }, 'metrics.more failed');
+      response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end('Internal server error: the application’s metrics failed (see the log)\n');
       return;
     }
     const connectionsByTransport = new Map<string, number>();
@@ -326,7 +341,7 @@ export class Gateway {
         sessions: { attached, detached },
         counters: this.context.counters,
       }),
-      ...(this.moreMetrics?.() ?? []),
+      ...more,
       ...this.processMetrics.collect(),
     ]);
   }

@@ -12,11 +12,12 @@ import { TRANSPORT_NAMES } from './transport.js';
 
 /**
  * Who may read `/metrics`:
- * - `loopback` (default): direct requests from this machine only. A request a proxy relayed
- *   (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`) is refused, since behind a local reverse proxy
- *   every client would look local.
+ * - `off` (default): the gateway does not serve it; the path is left to the application.
+ * - `loopback`: requests from this machine only. One that names a proxy (`Forwarded`, `Via`,
+ *   `X-Forwarded-*`, `X-Real-IP`) is refused, since behind a local reverse proxy every client
+ *   looks local. A proxy that adds none of these headers defeats the check: do not route
+ *   `/metrics` through one.
  * - `open`: anyone who reaches the gateway (put the scraper's network rules in front of it).
- * - `off`: no `/metrics` at all (404).
  */
 export type MetricsAccess = 'loopback' | 'open' | 'off';
 
@@ -43,7 +44,7 @@ export function newGatewayCounters(): GatewayCounters {
   };
 }
 
-const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip'];
+const PROXY_HEADERS = /^(forwarded|via|x-forwarded-[a-z-]+|x-real-ip)$/;
 
 function isLoopback(address: string | undefined): boolean {
   if (address === undefined) return false;
@@ -54,22 +55,20 @@ function isLoopback(address: string | undefined): boolean {
 /** Why `request` may not read `/metrics` under `access`, or undefined when it may. */
 export function metricsRefusal(
   request: IncomingMessage,
-  access: MetricsAccess,
+  access: Exclude<MetricsAccess, 'off'>,
 ): { status: number; reason: string } | undefined {
-  if (access === 'off') return { status: 404, reason: 'Not found' };
   if (request.method !== 'GET' && request.method !== 'HEAD')
-    return { status: 405, reason: 'Method not allowed: /metrics answers GET' };
+    return { status: 405, reason: 'Method not allowed: metrics are read with GET' };
   if (access === 'open') return undefined;
+  const allowOthers =
+    'to let other hosts read them, set [metrics] access = "open" in perigee.toml (metrics.access in createGateway)';
   if (!isLoopback(request.socket.remoteAddress))
-    return {
-      status: 403,
-      reason: '/metrics answers this machine only (metrics access "loopback"; "open" allows all)',
-    };
-  const relayed = PROXY_HEADERS.find((name) => request.headers[name] !== undefined);
+    return { status: 403, reason: `Metrics are served to this machine only; ${allowOthers}` };
+  const relayed = Object.keys(request.headers).find((name) => PROXY_HEADERS.test(name));
   if (relayed !== undefined)
     return {
       status: 403,
-      reason: `/metrics answers this machine only, and this request came through a proxy (${relayed} header)`,
+      reason: `Metrics are served to this machine only, and this request came through a proxy (its ${relayed} header); ${allowOthers}`,
     };
   return undefined;
 }
@@ -190,7 +189,7 @@ export class ProcessMetrics {
       ]),
       gauge(
         'nodejs_eventloop_delay_max_seconds',
-        `The longest the event loop kept a timer waiting since the previous scrape (seen in steps of ${LOOP_PROBE_MS} ms).`,
+        `The longest the event loop kept a timer waiting since the previous scrape (checked every ${LOOP_PROBE_MS} ms, so a shorter wait may read low).`,
         [{ value: worstDelay / 1000 }],
       ),
       gauge(

@@ -430,7 +430,8 @@ describe('embedded broker: what sessions hold is capped, per session and in all'
       }
       const producer = await TcpFrameSession.connect({ port: cappedPort });
       sessions.push(producer);
-      for (let i = 0; i < 30; i++)
+      // /queue/a's backlog is five times the cap: it alone could fill every room an ACK frees.
+      for (let i = 0; i < 100; i++)
         producer.send('SEND', { destination: '/queue/a' }, `a${i}`.padEnd(1000, '.'));
       for (let i = 0; i < 3; i++)
         producer.send('SEND', { destination: '/queue/b' }, `b${i}`.padEnd(1000, '.'));
@@ -439,15 +440,17 @@ describe('embedded broker: what sessions hold is capped, per session and in all'
       // The session's cap is reached on /queue/a; /queue/b's three wait behind it.
       expect(capped.stats().queuedMessages).toBeGreaterThan(3);
       const seen: string[] = [];
-      while (seen.length < 33) {
+      while (seen.length < 103) {
         const frame = await consumer.nextOf('MESSAGE');
         seen.push(text(frame).replace(/\.+$/, ''));
         consumer.send('ACK', { id: getHeader(frame, 'ack')! });
       }
       expect(seen.filter((body) => body.startsWith('a'))).toEqual(
-        Array.from({ length: 30 }, (_, i) => `a${i}`),
+        Array.from({ length: 100 }, (_, i) => `a${i}`),
       );
       expect(seen.filter((body) => body.startsWith('b'))).toEqual(['b0', 'b1', 'b2']);
+      // /queue/b's turn comes with the first ACKs, not after /queue/a's whole backlog.
+      expect(seen.indexOf('b2')).toBeLessThan(40);
       expect(capped.stats().queuedMessages).toBe(0);
     } finally {
       await capped.close({ drainMs: 100 });
@@ -458,31 +461,45 @@ describe('embedded broker: what sessions hold is capped, per session and in all'
     const capped = createBroker({ maxUnackedBytesTotal: 20 * 1024 });
     const cappedPort = (await capped.listen({ port: 0 })).port;
     try {
-      const [busy, waiting] = await Promise.all([
+      const [busy, waiting, automatic] = await Promise.all([
+        TcpFrameSession.connect({ port: cappedPort }),
         TcpFrameSession.connect({ port: cappedPort }),
         TcpFrameSession.connect({ port: cappedPort }),
       ]);
-      sessions.push(busy, waiting);
+      sessions.push(busy, waiting, automatic);
       busy.send('SUBSCRIBE', { id: '1', destination: '/queue/busy', ack: 'client', receipt: 's' });
       await busy.receipt('s');
-      waiting.send('SUBSCRIBE', { id: '1', destination: '/queue/other', receipt: 's' });
+      waiting.send('SUBSCRIBE', {
+        id: '1',
+        destination: '/queue/other',
+        ack: 'client-individual',
+        receipt: 's',
+      });
       await waiting.receipt('s');
+      automatic.send('SUBSCRIBE', { id: '1', destination: '/queue/auto', receipt: 's' });
+      await automatic.receipt('s');
       const producer = await TcpFrameSession.connect({ port: cappedPort });
       sessions.push(producer);
-      for (let i = 0; i < 25; i++)
+      // A backlog five times the cap, waiting for `busy`'s ACKs.
+      for (let i = 0; i < 100; i++)
         producer.send('SEND', { destination: '/queue/busy' }, `${i}`.padEnd(1000, '.'));
       producer.send('SEND', { destination: '/topic/none', receipt: 'busy' });
       await producer.receipt('busy');
-      // The broker holds 20 KB unacknowledged for `busy`: no queue hands out anything now,
-      // not even to `waiting`, whose subscription needs no ACK at all.
+      // The broker holds 20 KB unacknowledged for `busy`: no queue with acknowledging
+      // consumers hands out anything now. An `auto` subscription holds nothing unacknowledged,
+      // so the cap does not stop it.
       producer.send('SEND', { destination: '/queue/other', receipt: 'other' }, 'for waiting');
+      producer.send('SEND', { destination: '/queue/auto' }, 'for automatic');
       await producer.receipt('other');
-      expect(capped.stats().queuedMessages).toBeGreaterThan(1);
-      // What `busy` was handed before the cap: the rest of the 25, and `waiting`'s one, wait.
-      const handed = 25 - (capped.stats().queuedMessages - 1);
+      expect(text(await automatic.nextOf('MESSAGE'))).toBe('for automatic');
+      const queued = capped.stats().queuedMessages;
+      expect(queued).toBeGreaterThan(1);
+      // What `busy` was handed before the cap: the rest of its 100, and `waiting`'s one, wait.
+      const handed = 100 - (queued - 1);
       let last = await busy.nextOf('MESSAGE');
       for (let i = 1; i < handed; i++) last = await busy.nextOf('MESSAGE');
-      // One cumulative ACK ('client' mode) releases them all at once.
+      // One cumulative ACK ('client' mode) releases them all at once: `waiting`, held back the
+      // longest, goes before `busy`'s backlog fills the room again.
       busy.send('ACK', { id: getHeader(last, 'ack')! });
       expect(text(await waiting.nextOf('MESSAGE'))).toBe('for waiting');
     } finally {

@@ -254,7 +254,7 @@ describe('bad flags and configuration: one line, exit code 2', () => {
 
 describe('perigee serve', () => {
   it('logs its URLs, answers /healthz, and takes messages from perigee publish', async () => {
-    const served = await serve();
+    const served = await serve(['--config', configFile('[metrics]\naccess = "loopback"\n')]);
     const health = await fetch(new URL('/healthz', served.http));
     expect(health.status).toBe(200);
     expect(((await health.json()) as { status: string }).status).toBe('ok');
@@ -285,6 +285,12 @@ describe('perigee serve', () => {
     expect(text).toMatch(/^perigee_broker_messages_delivered_total 1$/m);
     expect(text).toMatch(/^perigee_gateway_connections\{transport="websocket"\} 0$/m);
     expect(text).toMatch(/^process_resident_memory_bytes \d+$/m);
+  });
+
+  it('serves no /metrics unless [metrics] access says who may read it', async () => {
+    const served = await serve();
+    const metrics = await fetch(new URL('/metrics', served.http));
+    expect(metrics.status).toBe(404);
   });
 
   it('on SIGTERM answers the receipts still owed, then tells clients to reconnect, and exits 0', async () => {

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -1155,7 +1156,7 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
       // After the end: no answers, no restart, no joining.
       expect((await late.ajax(answer, { index: 0, choice: 0 })).status).toBe(409);
       expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({
-        error: 'This game has already started.',
+        error: 'This game is over.',
       });
       const over = await browser().post('/join', { code, nickname: 'Latecomer' });
       expect(over.status).toBe(409);
@@ -1365,7 +1366,8 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
           // What a server restart or an administrator does to every session but this one.
           const { rows } = await admin.query<{ pid: number }>(
             `select pid from pg_stat_activity
-             where datname = current_database() and pid <> pg_backend_pid()`,
+             where datname = current_database() and pid <> pg_backend_pid()
+               and backend_type = 'client backend'`,
           );
           expect(rows.length).toBeGreaterThan(0);
           await admin.query('select pg_terminate_backend(pid) from unnest($1::int[]) as pid', [
@@ -1387,6 +1389,36 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
           lost.mockRestore();
           await admin.end();
           await site.close();
+        }
+      },
+    );
+
+    it.runIf(database === 'postgres')(
+      'survives PostgreSQL dropping a connection in the middle of a transaction',
+      async () => {
+        const admin = new pg.Client({ connectionString: quiz.databaseUrl });
+        await admin.connect();
+        try {
+          const failure = await quiz.app.database.db
+            .transaction()
+            .execute(async (trx) => {
+              const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(
+                trx,
+              );
+              // Checked out and between two queries: the pool no longer listens to it.
+              await admin.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
+              await sql`select 1`.execute(trx);
+            })
+            .then(
+              () => undefined,
+              (error: Error) => error,
+            );
+          expect(failure).toBeInstanceOf(Error);
+          // The app goes on, on a new connection.
+          expect((await browser().get('/login')).status).toBe(200);
+          expect((await registered('after')).username).toMatch(/^after_/);
+        } finally {
+          await admin.end();
         }
       },
     );
@@ -1603,7 +1635,7 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
           /^\d+$/,
         );
         expect(json(await author.ajax(`/games/${gameId}/start`))).toEqual({
-          error: 'This game has already started.',
+          error: 'This game is over.',
         });
         expect(json(await player.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 }))).toEqual(
           { error: 'Too late: this question is closed.' },
@@ -1726,8 +1758,8 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
     it('ends a game mid-question: the answers given count, the scores stand, the clock stops', async () => {
       const author = await registered('cy');
       const questions: QuestionFields[] = [
-        { text: 'One', choices: ['Right', 'Wrong'], correct: 0, seconds: 30 },
-        { text: 'Two', choices: ['Right', 'Wrong'], correct: 0, seconds: 30 },
+        { text: 'One', choices: ['Right', 'Wrong'], correct: 0, seconds: 5 },
+        { text: 'Two', choices: ['Right', 'Wrong'], correct: 0, seconds: 5 },
       ];
       const { gameId, code } = await hostGame(author, questions);
       const quick = await joined(code, 'Quick');
@@ -1751,9 +1783,15 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
         expect(json(await slow.ajax(`/games/${gameId}/answer`, { index: 0, choice: 0 }))).toEqual({
           error: 'Too late: this question is closed.',
         });
-        // Nothing moves it on: the same finished game after a reload, not a reveal or question 2.
-        expect(await statusOf(author, gameId)).toMatchObject({ state: 'finished', asked: 1 });
+        // Nothing moves it on once the question's 5 s have passed: no reveal, no question 2, and
+        // the same finished game after a reload.
+        const question = end.body as { publishedAt: number };
+        await sleep(Math.max(0, question.publishedAt + 5500 - Date.now()));
+        expect(
+          follower.messages.filter((m) => m.body.state !== 'finished').at(-1)?.body.state,
+        ).toBe('question');
         expect(follower.messages.filter((m) => m.body.state === 'reveal')).toEqual([]);
+        expect(await statusOf(author, gameId)).toMatchObject({ state: 'finished', asked: 1 });
       } finally {
         follower.close();
       }
