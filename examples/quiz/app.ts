@@ -391,7 +391,7 @@ export async function createQuizApp(options: QuizOptions = {}): Promise<QuizApp>
   fastify.post('/quizzes/:id/delete', async (request, reply) => {
     const quiz = await ownQuiz(request, reply, 'delete');
     if (!quiz) return reply;
-    if (await deleteQuiz(db, quiz.id)) return reply.redirect('/', 303);
+    if (await deleteQuiz(db, quiz.id, database.kind)) return reply.redirect('/', 303);
     const locked = await lockedBecause(quiz.id);
     return render(
       reply,

@@ -216,27 +216,46 @@ export const SAMPLE_QUIZ: { title: string; questions: QuestionInput[] } = {
 
 /**
  * Deletes a quiz with everything of it: its questions, and its finished games with their players
- * and answers (the schema cascades). Refused while a game of it is not over, in the same
- * statement, so that a game hosted meanwhile is never deleted from under its players. Returns
- * whether the quiz was deleted.
+ * and answers (the schema cascades). Refused while a game of it is not over, so that a game is
+ * never deleted from under its players. Returns whether the quiz was deleted.
+ *
+ * On PostgreSQL the quiz row is locked first: a game being hosted at that moment holds a key
+ * lock on it until its insert commits, so the check below then sees that game; without the lock
+ * the delete could wait for the insert and cascade to the new game with a snapshot that missed
+ * it. SQLite runs one write at a time, and has no FOR UPDATE.
  */
-export async function deleteQuiz(db: Db, id: number): Promise<boolean> {
-  const result = await db
-    .deleteFrom('quizzes')
-    .where('id', '=', id)
-    .where((eb) =>
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom('games')
-            .select('games.id')
-            .where('games.quiz_id', '=', id)
-            .where('games.state', '!=', 'finished'),
+export async function deleteQuiz(
+  db: Db,
+  id: number,
+  kind: 'sqlite' | 'postgres',
+): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    if (kind === 'postgres') {
+      const quiz = await trx
+        .selectFrom('quizzes')
+        .select('id')
+        .where('id', '=', id)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!quiz) return false;
+    }
+    const result = await trx
+      .deleteFrom('quizzes')
+      .where('id', '=', id)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('games')
+              .select('games.id')
+              .where('games.quiz_id', '=', id)
+              .where('games.state', '!=', 'finished'),
+          ),
         ),
-      ),
-    )
-    .executeTakeFirst();
-  return Number(result.numDeletedRows) > 0;
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  });
 }
 
 /** How many games of a quiz were played (or are), for what deleting it would take away. */

@@ -1840,6 +1840,50 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
       expect((await author.post(confirmPath)).status).toBe(404);
     });
 
+    it.runIf(database === 'postgres')(
+      'never deletes a quiz together with a game being hosted at that moment',
+      async () => {
+        const author = await registered('fay');
+        const quizId = await createQuiz(author, name('Contested'), twoChoices());
+        // A second connection is hosting a game of it: its insert is not committed yet.
+        const host = new pg.Client({ connectionString: quiz.databaseUrl });
+        await host.connect();
+        try {
+          await host.query('begin');
+          await host.query(
+            `insert into games (quiz_id, author_id, code, state, current_index,
+               phase_started_at, phase_ends_at, created_at)
+             select id, author_id, 'RACE42', 'lobby', -1, 0, 0, 0 from quizzes where id = $1`,
+            [quizId],
+          );
+          const settled: Reply[] = [];
+          const deleting = author.post(`/quizzes/${quizId}/delete`).then((reply) => {
+            settled.push(reply);
+            return reply;
+          });
+          await until('the delete to wait for the hosting', async () => {
+            const { rows } = await host.query<{ waiting: number }>(
+              `select count(*)::int as waiting from pg_stat_activity
+               where datname = current_database() and wait_event_type = 'Lock'`,
+            );
+            return settled.length > 0 || rows[0]!.waiting > 0 ? true : undefined;
+          });
+          await host.query('commit');
+          const refused = await deleting;
+          expect(refused.status).toBe(409);
+          expect(problemsOf(refused.text)).toEqual([
+            'A game of this quiz is open or being played (code RACE42): end that game first, from its host page.',
+          ]);
+          const { rows } = await host.query('select id from games where code = $1', ['RACE42']);
+          expect(rows).toHaveLength(1);
+          expect((await author.get(`/quizzes/${quizId}/edit`)).status).toBe(200);
+        } finally {
+          await host.query('rollback').catch(() => undefined);
+          await host.end();
+        }
+      },
+    );
+
     // --- a restart ---------------------------------------------------------------------------
 
     it.runIf(database === 'sqlite')(
