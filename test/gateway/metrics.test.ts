@@ -2,6 +2,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import type { MetricsAccess } from '../../src/gateway/index.js';
 import type { Metric } from '../../src/index.js';
 import { collector, nodeClient, startGateway, type TestGateway } from '../support/gateway.js';
@@ -155,6 +156,27 @@ describe('gateway: /metrics', () => {
     } finally {
       await Promise.all(clients.map((client) => client.disconnect().catch(() => undefined)));
     }
+  });
+
+  it('closes a browser that goes silent past its heart-beat (1001), and counts it', async () => {
+    const holder: { gateway?: TestGateway } = {};
+    const site = await startGateway({
+      gateway: {
+        session: { pingInterval: 100 },
+        metrics: { access: 'loopback', more: () => holder.gateway!.broker.metrics() },
+      },
+    });
+    holder.gateway = site;
+    gateways.push(site);
+    const socket = new WebSocket(`${site.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
+    const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+    await new Promise((resolve) => socket.once('open', resolve));
+    // It promises a heart-beat every 100 ms, then sends nothing more.
+    socket.send('CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:100,0\n\n\0');
+    expect(await closed).toBe(1001);
+    const figures = samplesOf((await scrape(site.url)).text);
+    expect(figures.get('perigee_gateway_heart_beat_timeouts_total')).toBe(1);
+    expect(figures.get('perigee_gateway_connections{transport="websocket"}')).toBe(0);
   });
 
   it('reports the event loop blocked between two scrapes', async () => {
