@@ -179,6 +179,40 @@ describe('gateway: /metrics', () => {
     expect(figures.get('perigee_gateway_connections{transport="websocket"}')).toBe(0);
   });
 
+  it('reconnects a browser that does not read (1013), and counts it', async () => {
+    const holder: { gateway?: TestGateway } = {};
+    const site = await startGateway({
+      gateway: {
+        session: { maxQueuedBytes: 64 * 1024 },
+        metrics: { access: 'loopback', more: () => holder.gateway!.broker.metrics() },
+      },
+    });
+    holder.gateway = site;
+    gateways.push(site);
+    const socket = new WebSocket(`${site.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
+    const received: string[] = [];
+    socket.on('message', (data: Buffer) => received.push(data.toString()));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send('CONNECT\naccept-version:1.2\nhost:localhost\n\n\0');
+    socket.send('SUBSCRIBE\nid:0\ndestination:/feed/flood\nreceipt:r\n\n\0');
+    await until('the subscription', () =>
+      Promise.resolve(received.some((text) => text.includes('RECEIPT')) || undefined),
+    );
+    // The browser stops reading; the server goes on publishing, past what the kernel's socket
+    // buffers hold and then past the gateway's own limit for one connection.
+    (socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    const body = 'x'.repeat(50_000);
+    const figures = await until('the slow browser dropped', async () => {
+      for (let i = 0; i < 20; i++) site.broker.publishNow('/feed/flood', body);
+      await new Promise((resolve) => setImmediate(resolve));
+      const now = samplesOf((await scrape(site.url)).text);
+      return now.get('perigee_gateway_slow_consumer_disconnects_total') === 1 ? now : undefined;
+    });
+    expect(figures.get('perigee_gateway_connections{transport="websocket"}')).toBe(0);
+    expect(figures.get('perigee_gateway_sessions{state="attached"}')).toBe(0);
+    socket.terminate();
+  });
+
   it('reports the event loop blocked between two scrapes', async () => {
     const site = await gatewayWith();
     await scrape(site.url); // the first scrape starts the monitor
