@@ -36,7 +36,7 @@ export class Connection {
   private state: ConnectionState = 'new';
   private readonly context: GatewayContext;
   private readonly parser: FrameParser;
-  private outgoing: Frame[] = [];
+  private readonly outgoing: Frame[] = [];
   private heartBeatBytes = false;
   private flushScheduled = false;
   private waiting: Frame[] | undefined;
@@ -65,7 +65,8 @@ export class Connection {
     this.scheduleFlush();
   }
 
-  flush(): void {
+  /** Writes what is queued. `now`: the batcher reads the clock once for all it flushes. */
+  flush(now = Date.now()): void {
     this.flushScheduled = false;
     if (this.state === 'closed') return;
     if (this.outgoing.length === 0 && !this.heartBeatBytes) return;
@@ -75,9 +76,10 @@ export class Connection {
       this.outgoing.length > 0
         ? transport.writeFrames(this.outgoing, this.version)
         : transport.writeHeartBeat();
-    this.outgoing = [];
+    // Transports encode the batch before writeFrames returns, so the array is free again.
+    this.outgoing.length = 0;
     this.heartBeatBytes = false;
-    this.lastWriteAt = Date.now();
+    this.lastWriteAt = now;
     if (!written || transport.bufferedBytes > this.context.options.maxBufferedBytes) {
       // The browser does not keep up. Dropping the connection (not the session) makes it
       // reconnect and resume, replaying from what the session retains; nothing is lost, and

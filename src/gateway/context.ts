@@ -69,6 +69,7 @@ export class FlushBatcher {
     this.scheduled = false;
     const connections = this.pending;
     this.pending = [];
-    for (const connection of connections) connection.flush();
+    const now = Date.now();
+    for (const connection of connections) connection.flush(now);
   };
 }

@@ -71,8 +71,14 @@ export class WebSocketTransport implements Transport {
     this.request = undefined;
   }
 
+  /**
+   * What waits in the TCP stream: everything this transport writes goes there directly, and so
+   * does what `ws` writes itself (its sender queues only while compressing, which is off). Read
+   * from the stream the write just touched rather than through `ws`'s objects: this runs once
+   * per connection per flush.
+   */
   get bufferedBytes(): number {
-    return this.socket.bufferedAmount;
+    return this.stream.writableLength;
   }
 
   writeHeartBeat(): boolean {
