@@ -76,8 +76,11 @@ export class Connection {
       this.outgoing.length > 0
         ? transport.writeFrames(this.outgoing, this.version)
         : transport.writeHeartBeat();
-    // Transports encode the batch before writeFrames returns, so the array is free again.
-    this.outgoing.length = 0;
+    // Transports encode the batch before writeFrames returns, so the array is free again. A
+    // batch of one (most of a fan-out) is emptied by pop(), which compiles inline; assigning the
+    // length is a runtime call.
+    if (this.outgoing.length === 1) this.outgoing.pop();
+    else this.outgoing.length = 0;
     this.heartBeatBytes = false;
     this.lastWriteAt = now;
     if (!written || transport.bufferedBytes > this.context.options.maxBufferedBytes) {
