@@ -98,6 +98,7 @@ export class GatewaySession {
     this.connection = connection;
     this.version = version;
     this.detachedAt = 0;
+    this.context.registry.markAttached(this);
     if (previous && previous !== connection) previous.replaced();
   }
 
@@ -110,6 +111,7 @@ export class GatewaySession {
       return;
     }
     this.detachedAt = Date.now();
+    this.context.registry.markDetached(this);
   }
 
   /** Sends the retained MESSAGEs after `lastSeq` to the (new) connection. */

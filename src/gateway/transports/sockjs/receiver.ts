@@ -128,16 +128,17 @@ export abstract class HttpReceiver extends Receiver {
     if (this.ended) return;
     let text = '';
     for (const frame of frames) text += this.wrap(frame);
-    const chunk = Buffer.from(text);
+    // Written as a string: the socket encodes it straight from the string, so no Buffer is made
+    // (and collected) per write, which on a stream is per delivery batch.
     if (!this.streaming) {
-      // One frame per poll: ending with the chunk lets Node send a Content-Length.
+      // One frame per poll: ending with the text lets Node send a Content-Length.
       this.ended = true;
-      this.response.end(chunk);
+      this.response.end(text);
       this.owner?.receiverEnded(this, undefined);
       return;
     }
-    this.#bytesWritten += chunk.length;
-    if (!this.response.write(chunk)) this.#waitForDrain();
+    this.#bytesWritten += Buffer.byteLength(text);
+    if (!this.response.write(text)) this.#waitForDrain();
     if (this.#bytesWritten >= this.#responseLimit) this.end();
   }
 
