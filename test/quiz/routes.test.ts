@@ -1405,8 +1405,9 @@ describe.each(databases)('quiz routes on $database', ({ database, available }) =
               const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(
                 trx,
               );
-              // Checked out and between two queries: the pool no longer listens to it.
-              await admin.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
+              // Checked out and between two queries: the pool no longer listens to it. The
+              // timeout makes the call wait until the backend is gone (PostgreSQL 14+).
+              await admin.query('select pg_terminate_backend($1, 5000)', [rows[0]!.pid]);
               await sql`select 1`.execute(trx);
             })
             .then(
