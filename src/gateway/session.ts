@@ -14,13 +14,6 @@ import {
 import type { GatewayContext } from './context.js';
 import type { Connection } from './connection.js';
 
-/** A MESSAGE kept for replay, under its per-session sequence number. */
-interface Retained {
-  readonly seq: number;
-  readonly frame: Frame;
-  readonly size: number;
-}
-
 /** How many receipt ids a session remembers, to answer a frame the client repeats after a resume. */
 const REMEMBERED_RECEIPTS = 256;
 
@@ -54,7 +47,14 @@ export class GatewaySession {
 
   /** The last sequence number given to a MESSAGE. */
   private seq = 0;
-  private readonly retained: Retained[] = [];
+  /**
+   * The MESSAGEs kept for replay, from `retainedHead` on, with their sequence numbers and sizes in
+   * parallel arrays: one entry object per delivery would be one more allocation on the fan-out
+   * path, and numbers in an array of small integers are stored without objects.
+   */
+  private readonly retained: Frame[] = [];
+  private readonly retainedSeqs: number[] = [];
+  private readonly retainedSizes: number[] = [];
   private retainedHead = 0;
   private retainedBytes = 0;
   /** Client subscription id → destination, to keep SUBSCRIBE/UNSUBSCRIBE idempotent across resumes. */
@@ -88,8 +88,8 @@ export class GatewaySession {
   /** Whether every MESSAGE after `lastSeq` is still held, so a resume loses nothing. */
   canResumeFrom(lastSeq: number): boolean {
     if (!Number.isSafeInteger(lastSeq) || lastSeq < 0 || lastSeq > this.seq) return false;
-    const oldest = this.retained[this.retainedHead];
-    return oldest === undefined ? lastSeq === this.seq : oldest.seq <= lastSeq + 1;
+    const oldest = this.retainedSeqs[this.retainedHead];
+    return oldest === undefined ? lastSeq === this.seq : oldest <= lastSeq + 1;
   }
 
   /** Binds a connection; the previous one, if still open, is replaced at once (DESIGN.md §3). */
@@ -117,8 +117,7 @@ export class GatewaySession {
   /** Sends the retained MESSAGEs after `lastSeq` to the (new) connection. */
   replayAfter(lastSeq: number): void {
     for (let i = this.retainedHead; i < this.retained.length; i++) {
-      const entry = this.retained[i]!;
-      if (entry.seq > lastSeq) this.connection?.enqueue(entry.frame);
+      if (this.retainedSeqs[i]! > lastSeq) this.connection?.enqueue(this.retained[i]!);
     }
   }
 
@@ -188,6 +187,9 @@ export class GatewaySession {
     connection?.closeAfter(afterFlush, reason);
     this.context.registry.retainedBytes -= this.retainedBytes;
     this.retained.length = 0;
+    this.retainedSeqs.length = 0;
+    this.retainedSizes.length = 0;
+    this.retainedHead = 0;
     this.retainedBytes = 0;
   }
 
@@ -205,7 +207,9 @@ export class GatewaySession {
     const size =
       (frame instanceof MessageDelivery ? frame.shared.approximateSize : frame.body.length + 200) +
       64;
-    this.retained.push({ seq, frame: numbered, size });
+    this.retained.push(numbered);
+    this.retainedSeqs.push(seq);
+    this.retainedSizes.push(size);
     this.retainedBytes += size;
     this.context.registry.retainedBytes += size;
     const limit = this.context.options.maxQueuedBytes;
@@ -227,13 +231,15 @@ export class GatewaySession {
   }
 
   private dropOldest(): void {
-    const oldest = this.retained[this.retainedHead]!;
-    this.retainedBytes -= oldest.size;
-    this.context.registry.retainedBytes -= oldest.size;
+    const size = this.retainedSizes[this.retainedHead]!;
+    this.retainedBytes -= size;
+    this.context.registry.retainedBytes -= size;
     this.retainedHead++;
     // Compact now and then, so the array does not grow without bound.
     if (this.retainedHead > 1024 && this.retainedHead * 2 > this.retained.length) {
       this.retained.splice(0, this.retainedHead);
+      this.retainedSeqs.splice(0, this.retainedHead);
+      this.retainedSizes.splice(0, this.retainedHead);
       this.retainedHead = 0;
     }
   }
