@@ -35,6 +35,10 @@ function heldSize(frame: Frame): number {
   return size;
 }
 
+/** The unacknowledged-bytes caps, as bits of {@link BrokerSession.unackedCapsReached}. */
+const SESSION_CAP = 1;
+const BROKER_CAP = 2;
+
 /** Unguessable session ids (DESIGN.md §5: the `session` header of CONNECTED). */
 export function newSessionId(): string {
   return unguessableId(16);
@@ -603,13 +607,16 @@ export abstract class BrokerSession {
     this.core.held.unackedBytes -= message.size;
   }
 
-  /** Which unacknowledged-bytes caps hold queue messages back now (see canTakeQueueMessage). */
-  private unackedCapsReached(): { session: boolean; broker: boolean } {
+  /**
+   * Which unacknowledged-bytes caps hold queue messages back now (see canTakeQueueMessage), as
+   * bits: it is asked on every ACK, so it makes no object.
+   */
+  private unackedCapsReached(): number {
     const { maxUnackedBytes, maxUnackedBytesTotal } = this.core.options;
-    return {
-      session: this.unackedBytes > maxUnackedBytes,
-      broker: this.core.held.unackedBytes > maxUnackedBytesTotal,
-    };
+    return (
+      (this.unackedBytes > maxUnackedBytes ? SESSION_CAP : 0) |
+      (this.core.held.unackedBytes > maxUnackedBytesTotal ? BROKER_CAP : 0)
+    );
   }
 
   /**
@@ -618,18 +625,15 @@ export abstract class BrokerSession {
    * acknowledging consumers. Once released, those queues hand out what waits in them now, not at
    * their next SEND or ACK; `settled`'s own queue comes last.
    */
-  private reofferAfterRelease(
-    before: { session: boolean; broker: boolean },
-    settled?: Subscription,
-  ): void {
-    if (!before.session && !before.broker) return;
-    const now = this.unackedCapsReached();
-    if (before.broker && !now.broker) {
+  private reofferAfterRelease(before: number, settled?: Subscription): void {
+    if (before === 0) return;
+    const lifted = before & ~this.unackedCapsReached();
+    if (lifted & BROKER_CAP) {
       this.core.queues.dispatchHeldBack(
-        () => !this.unackedCapsReached().broker,
+        () => (this.unackedCapsReached() & BROKER_CAP) === 0,
         settled?.isQueue ? settled.destination : undefined,
       );
-    } else if (before.session && !now.session) {
+    } else if (lifted & SESSION_CAP) {
       const others = [...this.subscriptions.values()].filter(
         (subscription) => subscription.isQueue && subscription !== settled,
       );

@@ -48,12 +48,12 @@ export class GatewaySession {
   /** The last sequence number given to a MESSAGE. */
   private seq = 0;
   /**
-   * The MESSAGEs kept for replay, from `retainedHead` on, with their sequence numbers and sizes in
-   * parallel arrays: one entry object per delivery would be one more allocation on the fan-out
-   * path, and numbers in an array of small integers are stored without objects.
+   * The MESSAGEs kept for replay, from `retainedHead` on, and their sizes in a parallel array: an
+   * entry object per delivery would be one more allocation on the fan-out path. Their sequence
+   * numbers need no array: every MESSAGE is numbered as it is kept, so the last one is `seq`
+   * and the others count down from it.
    */
   private readonly retained: Frame[] = [];
-  private readonly retainedSeqs: number[] = [];
   private readonly retainedSizes: number[] = [];
   private retainedHead = 0;
   private retainedBytes = 0;
@@ -77,10 +77,6 @@ export class GatewaySession {
     this.context = init.context;
   }
 
-  get attached(): boolean {
-    return this.connection !== undefined;
-  }
-
   get lastSeq(): number {
     return this.seq;
   }
@@ -88,8 +84,9 @@ export class GatewaySession {
   /** Whether every MESSAGE after `lastSeq` is still held, so a resume loses nothing. */
   canResumeFrom(lastSeq: number): boolean {
     if (!Number.isSafeInteger(lastSeq) || lastSeq < 0 || lastSeq > this.seq) return false;
-    const oldest = this.retainedSeqs[this.retainedHead];
-    return oldest === undefined ? lastSeq === this.seq : oldest <= lastSeq + 1;
+    const held = this.retained.length - this.retainedHead;
+    // The oldest held is seq - held + 1; nothing held means nothing may be missing.
+    return held === 0 ? lastSeq === this.seq : this.seq - held <= lastSeq;
   }
 
   /** Binds a connection; the previous one, if still open, is replaced at once (DESIGN.md §3). */
@@ -116,9 +113,9 @@ export class GatewaySession {
 
   /** Sends the retained MESSAGEs after `lastSeq` to the (new) connection. */
   replayAfter(lastSeq: number): void {
-    for (let i = this.retainedHead; i < this.retained.length; i++) {
-      if (this.retainedSeqs[i]! > lastSeq) this.connection?.enqueue(this.retained[i]!);
-    }
+    // The one at index i has sequence number seq - (length - 1 - i).
+    const first = Math.max(this.retainedHead, this.retained.length - (this.seq - lastSeq));
+    for (let i = first; i < this.retained.length; i++) this.connection?.enqueue(this.retained[i]!);
   }
 
   /** A frame from the browser, after CONNECT. */
@@ -187,7 +184,6 @@ export class GatewaySession {
     connection?.closeAfter(afterFlush, reason);
     this.context.registry.retainedBytes -= this.retainedBytes;
     this.retained.length = 0;
-    this.retainedSeqs.length = 0;
     this.retainedSizes.length = 0;
     this.retainedHead = 0;
     this.retainedBytes = 0;
@@ -208,7 +204,6 @@ export class GatewaySession {
       (frame instanceof MessageDelivery ? frame.shared.approximateSize : frame.body.length + 200) +
       64;
     this.retained.push(numbered);
-    this.retainedSeqs.push(seq);
     this.retainedSizes.push(size);
     this.retainedBytes += size;
     this.context.registry.retainedBytes += size;
@@ -238,7 +233,6 @@ export class GatewaySession {
     // Compact now and then, so the array does not grow without bound.
     if (this.retainedHead > 1024 && this.retainedHead * 2 > this.retained.length) {
       this.retained.splice(0, this.retainedHead);
-      this.retainedSeqs.splice(0, this.retainedHead);
       this.retainedSizes.splice(0, this.retainedHead);
       this.retainedHead = 0;
     }

@@ -21,8 +21,9 @@ export type TransportName = (typeof TRANSPORT_NAMES)[number];
  *
  * Contract:
  * - `writeFrames` encodes a batch of STOMP frames and sends it in one write, in order, before it
- *   returns: the caller reuses the array. `writeHeartBeat` sends a heart-beat. Neither throws; they return false once the transport
- *   holds more than it should (the session then treats the browser as slow).
+ *   returns: the caller reuses the array. `writeHeartBeat` sends a heart-beat. Neither throws;
+ *   they return false once the transport holds more than it should (the session then treats the
+ *   browser as slow).
  * - `onData` receives what the browser sent, in order, in any chunking (frames may span calls).
  * - `onClose` fires exactly once, whoever closed.
  */

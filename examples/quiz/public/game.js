@@ -18,12 +18,12 @@
   let status = page.status;
   let players = page.players;
   let myAnswer = page.myAnswer || null;
-  let startError = '';
-  // A start request is on its way: the button stays disabled, so a double click sends one.
-  let starting = false;
-  // The same for the host's "End the game".
-  let ending = false;
-  let endError = '';
+  // The host's two controls, start and end: a request on its way keeps its button disabled (a
+  // double click sends one), and on success the next status replaces the button.
+  const hostRequests = {
+    start: { pending: false, error: '' },
+    end: { pending: false, error: '' },
+  };
   let countdownTimer = 0;
 
   // Delivery delays, server publish to this page's update, for the load test to read.
@@ -176,20 +176,17 @@
       const start = element('button', {
         class: 'button big',
         id: 'start',
-        text: starting ? 'Starting…' : 'Start the game',
+        text: hostRequests.start.pending ? 'Starting…' : 'Start the game',
         onclick: startGame,
       });
-      if (players.length === 0 || starting) start.setAttribute('disabled', '');
+      if (players.length === 0 || hostRequests.start.pending) start.setAttribute('disabled', '');
       return [
         element('section', { class: 'lobby-code' }, [
           element('p', { text: 'Game code' }),
           element('p', { class: 'big-code', text: page.code }),
         ]),
         playerList(),
-        element('div', { class: 'actions' }, [
-          start,
-          startError ? element('p', { class: 'error', role: 'alert', text: startError }) : null,
-        ]),
+        element('div', { class: 'actions' }, [start, errorLine(hostRequests.start.error)]),
       ];
     }
     return [
@@ -265,8 +262,7 @@
         ]),
       );
     }
-    if (myAnswer && myAnswer.error)
-      parts.push(element('p', { class: 'error', role: 'alert', text: myAnswer.error }));
+    if (myAnswer && myAnswer.error) parts.push(errorLine(myAnswer.error));
     return parts;
   }
 
@@ -345,14 +341,11 @@
       class: 'button secondary small',
       id: 'end',
       type: 'button',
-      text: ending ? 'Ending…' : 'End the game',
+      text: hostRequests.end.pending ? 'Ending…' : 'End the game',
       onclick: endGame,
     });
-    if (ending) end.setAttribute('disabled', '');
-    return element('div', { class: 'actions host-end' }, [
-      end,
-      endError ? element('p', { class: 'error', role: 'alert', text: endError }) : null,
-    ]);
+    if (hostRequests.end.pending) end.setAttribute('disabled', '');
+    return element('div', { class: 'actions host-end' }, [end, errorLine(hostRequests.end.error)]);
   }
 
   function renderFinished() {
@@ -530,53 +523,44 @@
     );
   }
 
-  function startGame() {
-    if (starting) return;
-    starting = true;
-    startError = '';
+  function errorLine(text) {
+    return text ? element('p', { class: 'error', role: 'alert', text: text }) : null;
+  }
+
+  function hostRequest(action) {
+    const request = hostRequests[action];
+    if (request.pending) return;
+    request.pending = true;
+    request.error = '';
     render();
-    post('/games/' + page.gameId + '/start', {}).then(
+    post('/games/' + page.gameId + '/' + action, {}).then(
       function (result) {
-        // On success the button stays disabled until the first question replaces the lobby.
+        // On success the button stays disabled until the next status replaces it.
         if (result.error) {
-          starting = false;
-          startError = result.error;
+          request.pending = false;
+          request.error = result.error;
           render();
         }
       },
       function () {
-        starting = false;
-        startError = 'Could not reach the server. Try again.';
+        request.pending = false;
+        request.error = 'Could not reach the server. Try again.';
         render();
       },
     );
   }
 
+  function startGame() {
+    hostRequest('start');
+  }
+
   function endGame() {
-    if (ending) return;
+    if (hostRequests.end.pending) return;
     const consequence =
       status.state === 'lobby'
         ? 'Nobody will be able to join it any more.'
         : 'The scores so far become the final results.';
-    if (!window.confirm('End this game for everyone? ' + consequence)) return;
-    ending = true;
-    endError = '';
-    render();
-    post('/games/' + page.gameId + '/end', {}).then(
-      function (result) {
-        // On success the button stays disabled until the final status replaces the game.
-        if (result.error) {
-          ending = false;
-          endError = result.error;
-          render();
-        }
-      },
-      function () {
-        ending = false;
-        endError = 'Could not reach the server. Try again.';
-        render();
-      },
-    );
+    if (window.confirm('End this game for everyone? ' + consequence)) hostRequest('end');
   }
 
   render();
